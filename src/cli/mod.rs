@@ -1,0 +1,22 @@
+//! Command-line interface of the `cmpp-gateway` binary.
+
+pub mod decode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cmpp-gateway",
+    version,
+    about = "HTTP and Redis Streams gateway for CMPP 3.0 SMS"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pretty-print CMPP PDUs given in hex (argument or stdin) as JSON.
+    Decode(decode::DecodeArgs),
+}
