@@ -7,6 +7,7 @@
 mod auth;
 mod body;
 mod cancel;
+mod clock;
 mod command;
 mod connect;
 mod control;
@@ -26,6 +27,7 @@ pub use auth::{
     SOURCE_ADDR_LEN, authenticator_ismg, authenticator_source, connect_timestamp, source_addr_bytes,
 };
 pub use cancel::{Cancel, CancelResp};
+pub use clock::ChinaTime;
 pub use command::CommandId;
 pub use connect::{Connect, ConnectResp, connect_status};
 pub use control::ActiveTestResp;
@@ -33,7 +35,7 @@ pub use deliver::{Deliver, DeliverResp, deliver_result};
 pub use error::{DecodeError, EncodeError};
 pub use fwd::FwdResp;
 pub use msg_id::{MsgId, MsgIdParts};
-pub use pdu::{HEADER_LEN, Header, MAX_PDU_LEN, Packet, Pdu};
+pub use pdu::{HEADER_LEN, Header, MAX_PDU_LEN, Packet, Pdu, encode_pdu};
 pub use query::{Query, QueryResp};
 pub use report::{ReportLayout, StatusReport};
 pub use submit::{MAX_DESTINATIONS, Submit, SubmitResp, submit_result};

@@ -188,21 +188,7 @@ impl Packet {
 
     /// Appends the whole PDU to `buf`. On error `buf` is left as it was.
     pub fn encode(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let start = buf.len();
-        buf.put_u32(0); // Total_Length, patched below once the body is written.
-        buf.put_u32(self.pdu.command_id().value());
-        buf.put_u32(self.sequence_id);
-        if let Err(e) = self.pdu.encode_body(version, buf) {
-            buf.truncate(start);
-            return Err(e);
-        }
-        let total = u32::try_from(buf.len() - start).map_err(|_| EncodeError::FieldTooLong {
-            field: "Total_Length",
-            len: buf.len() - start,
-            max: u32::MAX as usize,
-        })?;
-        buf[start..start + 4].copy_from_slice(&total.to_be_bytes());
-        Ok(())
+        encode_pdu(self.sequence_id, &self.pdu, version, buf)
     }
 
     /// The PDU as one buffer.
@@ -211,6 +197,35 @@ impl Packet {
         self.encode(version, &mut buf)?;
         Ok(buf.freeze())
     }
+}
+
+/// Appends a whole PDU with this Sequence_Id to `buf` without taking ownership of the body, so a
+/// request kept for resending is encoded again without a copy. On error `buf` is left as it was.
+pub fn encode_pdu(
+    sequence_id: u32,
+    pdu: &Pdu,
+    version: Version,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let start = buf.len();
+    buf.put_u32(0); // Total_Length, patched below once the body is written.
+    buf.put_u32(pdu.command_id().value());
+    buf.put_u32(sequence_id);
+    if let Err(e) = pdu.encode_body(version, buf) {
+        buf.truncate(start);
+        return Err(e);
+    }
+    let len = buf.len() - start;
+    let Ok(total) = u32::try_from(len) else {
+        buf.truncate(start);
+        return Err(EncodeError::FieldTooLong {
+            field: "Total_Length",
+            len,
+            max: u32::MAX as usize,
+        });
+    };
+    buf[start..start + 4].copy_from_slice(&total.to_be_bytes());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,106 @@
+//! The link's background task: log in, serve the connection, and when it ends reconnect with
+//! back-off, until shutdown. It owns everything that must survive a reconnect.
+
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use super::backoff::reconnect_delay;
+use super::connection::{Connection, Shared};
+use super::error::SubmitError;
+use super::events::{DisconnectReason, LinkEvent, LinkState};
+use super::login::login;
+
+/// The link's state as the outside sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub state: LinkState,
+    pub since: SystemTime,
+    /// Why it is in this state, for people.
+    pub reason: String,
+}
+
+impl LinkStatus {
+    pub(crate) fn new(state: LinkState, reason: impl Into<String>) -> LinkStatus {
+        LinkStatus {
+            state,
+            since: SystemTime::now(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
+    let set_state = |shared: &Shared, state: LinkState, reason: String| {
+        match state {
+            LinkState::Down => {
+                tracing::warn!(link = %shared.config.addr, state = state.as_str(), %reason, "link state")
+            }
+            _ => {
+                tracing::info!(link = %shared.config.addr, state = state.as_str(), %reason, "link state")
+            }
+        }
+        shared.events.emit(LinkEvent::StateChanged { state });
+        status.send_replace(LinkStatus::new(state, reason));
+    };
+    let mut failures = 0u32;
+    loop {
+        if shared.shutdown.is_cancelled() {
+            break;
+        }
+        set_state(
+            &shared,
+            LinkState::Connecting,
+            format!("connecting to {}", shared.config.addr),
+        );
+        let sequence_id = shared.sequence.next(|_| false);
+        let events = shared.events.clone();
+        let emit = |e| events.emit(e);
+        let attempt = tokio::select! {
+            result = login(&shared.config, sequence_id, &emit) => result,
+            () = shared.shutdown.cancelled() => break,
+        };
+        let delay = match attempt {
+            Ok(transport) => {
+                failures = 0;
+                shared.connection_id += 1;
+                set_state(&shared, LinkState::Up, "logged in".into());
+                let reason = Connection::new(&mut shared, transport).run().await;
+                shared.events.emit(LinkEvent::Disconnected { reason });
+                if reason == DisconnectReason::Shutdown {
+                    break;
+                }
+                set_state(
+                    &shared,
+                    LinkState::Down,
+                    format!("connection ended: {}", reason.as_str()),
+                );
+                let c = &shared.config;
+                reconnect_delay(0, c.reconnect_min, c.reconnect_max, false)
+            }
+            Err(e) => {
+                set_state(&shared, LinkState::Down, format!("login failed: {e}"));
+                let c = &shared.config;
+                let delay = reconnect_delay(
+                    failures,
+                    c.reconnect_min,
+                    c.reconnect_max,
+                    e.is_auth_failure(),
+                );
+                failures = failures.saturating_add(1);
+                delay
+            }
+        };
+        tracing::debug!(?delay, "reconnecting after");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shared.shutdown.cancelled() => break,
+        }
+    }
+    // Closed for good: whatever is still queued was never sent; hand it back.
+    shared.commands.close();
+    while let Some(pending) = shared.commands.recv().await {
+        pending.finish(Err(SubmitError::Closed));
+    }
+    set_state(&shared, LinkState::Closed, "closed".into());
+}
