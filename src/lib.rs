@@ -7,8 +7,10 @@
 //!   reconnects, DELIVERs handed up with their acknowledgement.
 //! - [`cli`]: the subcommands of the `cmpp-gateway` binary (`decode`).
 
+pub mod bench;
 pub mod cli;
 pub mod protocol;
 pub mod secret;
 pub mod session;
+pub mod simulator;
 pub mod text;

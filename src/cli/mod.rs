@@ -1,6 +1,8 @@
 //! Command-line interface of the `cmpp-gateway` binary.
 
+pub mod bench;
 pub mod decode;
+pub mod simulator;
 
 use clap::{Parser, Subcommand};
 
@@ -19,4 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Pretty-print CMPP PDUs given in hex (argument or stdin) as JSON.
     Decode(decode::DecodeArgs),
+    /// Run the built-in ISMG simulator (the carrier side), for demos, tests and benchmarks.
+    Simulator(Box<simulator::SimulatorArgs>),
+    /// Measure throughput and latency against the built-in simulator.
+    Bench(bench::BenchArgs),
 }

@@ -1,0 +1,63 @@
+//! `cmpp-gateway bench`: the benchmarks whose numbers README reports.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::bench;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub target: BenchTarget,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchTarget {
+    /// Submits per second and RTT through one link against the in-process simulator.
+    Link(LinkBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LinkBenchArgs {
+    /// Submits per run.
+    #[arg(long, default_value_t = 200_000)]
+    pub count: u64,
+    /// Window sizes to run, one run each.
+    #[arg(long = "window", default_values_t = [16usize, 64])]
+    pub windows: Vec<usize>,
+    /// The simulator's delay before each SUBMIT_RESP (e.g. 1ms to model a distant ISMG).
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub response_delay: Duration,
+    /// Print each run as one JSON line instead of a table row.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: &BenchArgs) -> Result<(), String> {
+    match &args.target {
+        BenchTarget::Link(a) => {
+            for &window in &a.windows {
+                let r = bench::link::run(a.count, window, a.response_delay).await?;
+                if a.json {
+                    println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+                } else {
+                    println!(
+                        "link W={:<3} {:>8} submits in {:6.2} s = {:>8.0}/s  RTT p50 {:>6} us  p90 {:>6} us  p99 {:>6} us  max {:>7} us  errors {}  sim max unanswered {}",
+                        r.window,
+                        r.submits,
+                        r.seconds,
+                        r.submits_per_second,
+                        r.rtt.p50_us,
+                        r.rtt.p90_us,
+                        r.rtt.p99_us,
+                        r.rtt.max_us,
+                        r.errors,
+                        r.simulator_max_unanswered
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! A built-in ISMG: the server side of CMPP that the gateway is tested and benchmarked against
+//! (`cmpp-gateway simulator`, or [`start`] from tests).
+//!
+//! It logs SPs in (2.0 and 3.0 accounts), answers SUBMITs with unique Msg_Ids, sends status
+//! reports and MO messages as DELIVERs that it resends until acknowledged, and misbehaves on
+//! request: delays, flow control, window enforcement, dropped responses, closed connections,
+//! malformed PDUs, TERMINATE. Counters say what happened.
+//!
+//! # Layout
+//! - [`config`]: [`Account`], [`Behaviour`], [`SimulatorConfig`]: what it accepts and how it behaves.
+//! - `server`: shared state, the accept loop and [`start`]; `handle`: [`SimulatorHandle`].
+//! - `login`: CONNECT → CONNECT_RESP; `connection`: one logged-in client (the hot path).
+//! - `submit`: the verdict on one SUBMIT (window → flow control → dropped response) and
+//!   [`RecordedSubmit`]; `ids`: Msg_Ids that never repeat within a run.
+//! - `outbox`: per-account DELIVER queue with redelivery; `report` and `mo`: what goes into it.
+//! - `control`: the HTTP control interface; `counters`: [`Counters`].
+//!
+//! # Guarantees the gateway can rely on
+//! - Msg_Ids (SUBMIT_RESP and DELIVER) are unique within a process run of less than a year;
+//!   a SUBMIT to N recipients reserves Msg_Id … Msg_Id+N−1 within one second's sequence block.
+//! - A DELIVER is resent (same Msg_Id, new Sequence_Id) until DELIVER_RESP Result 0 arrives:
+//!   after `deliver_retry` without an answer, `deliver_retry` after a non-zero answer, and at once
+//!   on another connection of the account when its connection closes. Duplicates are therefore
+//!   normal and must be stored once.
+//! - A submit whose response was dropped was still accepted: its report follows.
+
+pub mod config;
+mod connection;
+mod control;
+mod counters;
+mod handle;
+mod ids;
+mod login;
+mod mo;
+mod outbox;
+mod report;
+mod serde_fmt;
+mod server;
+mod submit;
+
+pub use config::{Account, Behaviour, SimulatorConfig, parse_stat_mix};
+pub use counters::Counters;
+pub use handle::SimulatorHandle;
+pub use mo::MoRequest;
+pub use report::ReportRequest;
+pub use server::start;
+pub use submit::RecordedSubmit;
