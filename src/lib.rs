@@ -5,12 +5,25 @@
 //! - [`text`]: message text: ASCII / UCS2 / GBK coding, long-message splitting with a UDH, UDH parsing.
 //! - [`session`]: the SP side of one CMPP link: login, window, rate, flow control, heartbeats,
 //!   reconnects, DELIVERs handed up with their acknowledgement.
-//! - [`cli`]: the subcommands of the `cmpp-gateway` binary (`decode`).
+//! - [`simulator`]: the ISMG side of CMPP with fault injection, for tests, demos and benchmarks.
+//! - [`config`]: `config.json` (a superset of the original gateway's) and its environment overrides.
+//! - [`message`]: one outbound message: its flat stream-entry form, validation, its SUBMITs.
+//! - [`store`]: everything in Redis: streams, consumer group, message state, Msg_Id map.
+//! - [`worker`]: drains the outbound stream over the link and records what happened.
+//! - [`http`]: the warp ingress: send, state, link, health, and the original gateway's routes.
+//! - [`gateway`]: wires them together for `cmpp-gateway run`.
+//! - [`bench`]: the benchmark runs; [`cli`]: the binary's subcommands; [`secret`]: unprintable strings.
 
 pub mod bench;
 pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod http;
+pub mod message;
 pub mod protocol;
 pub mod secret;
 pub mod session;
 pub mod simulator;
+pub mod store;
 pub mod text;
+pub mod worker;

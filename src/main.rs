@@ -3,12 +3,17 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cmpp_gateway::cli::{Cli, Command, bench, decode, simulator};
+use cmpp_gateway::cli::{Cli, Command, bench, decode, run, simulator};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Run(args) => run::load(args).and_then(|config| {
+            let level = if config.log.debug { "debug" } else { "info" };
+            init_logging(level, config.log.json);
+            runtime()?.block_on(run::run(config))
+        }),
         Command::Simulator(args) => with_runtime("info", simulator::run(args)),
         Command::Bench(args) => with_runtime("warn", bench::run(args)),
     };
@@ -26,15 +31,26 @@ fn with_runtime(
     default_level: &str,
     command: impl Future<Output = Result<(), String>>,
 ) -> Result<(), String> {
+    init_logging(default_level, false);
+    runtime()?.block_on(command)
+}
+
+fn init_logging(default_level: &str, json: bool) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?
-        .block_on(command)
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }

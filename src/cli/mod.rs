@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod decode;
+pub mod run;
 pub mod simulator;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway: HTTP ingress, the outbound worker and the CMPP link.
+    Run(run::RunArgs),
     /// Pretty-print CMPP PDUs given in hex (argument or stdin) as JSON.
     Decode(decode::DecodeArgs),
     /// Run the built-in ISMG simulator (the carrier side), for demos, tests and benchmarks.

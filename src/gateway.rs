@@ -1,0 +1,127 @@
+//! The composition root of `cmpp-gateway run`: Redis, the link, the worker and the HTTP server,
+//! started in dependency order and stopped in reverse, so in-flight messages finish on a link
+//! that is still open.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GatewayConfig;
+use crate::http::{self, HttpState};
+use crate::session::{Inbound, Link, LinkParts};
+use crate::store::{Consumer, Store, StoreError};
+use crate::worker::Worker;
+
+const REDIS_RETRY: Duration = Duration::from_secs(1);
+
+/// Runs until `shutdown` is cancelled. `bound` receives the HTTP address once listening.
+pub async fn run(
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+    bound: Option<oneshot::Sender<SocketAddr>>,
+) -> Result<(), String> {
+    let config = Arc::new(config);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if config.http.api_keys.is_empty() && !config.http.bind.ip().is_loopback() {
+        tracing::warn!(bind = %config.http.bind, "no api_keys configured and HTTP listens beyond loopback: anyone who can reach it can send SMS");
+    }
+    let listener = TcpListener::bind(config.http.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.http.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    tracing::info!(redis = %config.redis.redacted_url(), "connecting to redis");
+    let Some(store) = retry_redis(&shutdown, || {
+        Store::connect(&config.redis, config.store.clone())
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let Some(consumer) = retry_redis(&shutdown, || {
+        Consumer::new(&store, &config.redis, config.worker.clone())
+    })
+    .await
+    else {
+        return Ok(());
+    };
+
+    // The link outlives the worker: it closes only after the worker's messages are answered.
+    let link_shutdown = CancellationToken::new();
+    let LinkParts {
+        link,
+        inbound,
+        task: link_task,
+    } = Link::spawn(config.link.clone(), None, link_shutdown.clone());
+    let inbound_task = tokio::spawn(refuse_inbound(inbound));
+    let worker = Worker::new(
+        link.clone(),
+        consumer,
+        config.message.clone(),
+        shutdown.clone(),
+    );
+    let worker_task = tokio::spawn(worker.run());
+
+    let state = Arc::new(HttpState::new(store, config.clone(), Some(link.clone())));
+    let http_task = tokio::spawn(http::serve(listener, state, shutdown.clone()));
+    tracing::info!(http = %addr, cmpp = %config.link.addr, "gateway running");
+    if let Some(tx) = bound {
+        let _ = tx.send(addr);
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: draining the worker, then closing the link");
+    // Messages in flight get until close_timeout to be answered; after that the link closes,
+    // hands them back, and their entries stay pending for the next start to reclaim.
+    let mut worker_task = worker_task;
+    if tokio::time::timeout(config.link.close_timeout, &mut worker_task)
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            "messages still in flight after close_timeout; they stay pending in the stream"
+        );
+        link_shutdown.cancel();
+        let _ = worker_task.await;
+    }
+    link_shutdown.cancel();
+    let _ = link_task.await;
+    let _ = inbound_task.await;
+    let _ = http_task.await;
+    Ok(())
+}
+
+/// DELIVERs (reports, MO) are not stored yet: each is refused with Result 8, so the ISMG keeps
+/// it and delivers it again later; nothing is acknowledged that was not stored.
+async fn refuse_inbound(mut inbound: mpsc::Receiver<Inbound>) {
+    while let Some(Inbound { deliver, ack }) = inbound.recv().await {
+        tracing::debug!(msg_id = %deliver.msg_id, report = deliver.is_report(), "DELIVER refused: receive path not configured");
+        ack.refuse(8);
+    }
+}
+
+/// Calls `connect` until Redis answers; `None` if shutdown came first.
+async fn retry_redis<T, F, Fut>(shutdown: &CancellationToken, connect: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    loop {
+        match connect().await {
+            Ok(value) => return Some(value),
+            Err(e) => {
+                tracing::warn!(error = %e, "redis unavailable; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(REDIS_RETRY) => {}
+                    () = shutdown.cancelled() => return None,
+                }
+            }
+        }
+    }
+}

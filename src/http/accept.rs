@@ -1,0 +1,189 @@
+//! The one path into the outbound stream, shared by `POST /v1/messages` and the compatibility
+//! routes: a request becomes one validated message per recipient, then the backlog is checked
+//! and all of them are enqueued in one atomic round trip. The answer is built before the
+//! enqueue because it is stored with the idempotency key.
+
+use std::collections::HashSet;
+
+use super::errors::HttpError;
+use super::models::{Accepted, AcceptedMessage, SendRequest};
+use super::state::HttpState;
+use crate::config::MessageConfig;
+use crate::message::{Invalid, InvalidKind, OutboundMessage, new_message_id};
+use crate::store::Enqueued;
+
+/// Longest caller id: it becomes part of Redis keys and of the per-recipient ids.
+const MAX_CALLER_ID: usize = 64;
+
+/// Messages ready to enqueue, one per recipient, and the answer that acknowledges them.
+#[derive(Debug)]
+pub struct Batch {
+    pub messages: Vec<OutboundMessage>,
+    pub answer: Accepted,
+    /// The caller's id, the idempotency key.
+    pub idempotency: Option<String>,
+}
+
+/// What the client gets: the JSON answer, and whether it is the stored answer of an earlier
+/// request with the same id (nothing was enqueued this time).
+#[derive(Debug)]
+pub struct Outcome {
+    pub body: String,
+    pub replayed: bool,
+}
+
+/// One message per recipient. Ids: the caller's `id` for one recipient, `{id}-{n}` (n from 1)
+/// for several, generated otherwise. A number given twice (after normalization) is refused:
+/// silently dropping one would answer with fewer ids than the caller sent numbers.
+pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Batch, HttpError> {
+    if req.to.len() > cfg.max_recipients {
+        return Err(Invalid::new(
+            InvalidKind::TooLarge,
+            "to",
+            format!(
+                "{} recipients; at most {} per request",
+                req.to.len(),
+                cfg.max_recipients
+            ),
+        )
+        .into());
+    }
+    if let Some(id) = &req.id {
+        check_caller_id(id)?;
+    }
+    let several = req.to.len() > 1;
+    let mut seen = HashSet::with_capacity(req.to.len());
+    let mut messages = Vec::with_capacity(req.to.len());
+    let mut accepted = Vec::with_capacity(req.to.len());
+    for (n, to) in req.to.into_iter().enumerate() {
+        let id = match &req.id {
+            Some(id) if several => format!("{id}-{}", n + 1),
+            Some(id) => id.clone(),
+            None => new_message_id(),
+        };
+        let mut msg = OutboundMessage {
+            id,
+            to,
+            queued_at_ms: Some(now_ms),
+            ..req.template.clone()
+        };
+        let segments = msg.validate(cfg)?;
+        if !seen.insert(msg.to.clone()) {
+            return Err(Invalid::unprocessable(
+                "to",
+                format!("{} is given more than once", msg.to),
+            )
+            .into());
+        }
+        accepted.push(AcceptedMessage {
+            id: msg.id.clone(),
+            to: msg.to.clone(),
+            segments,
+        });
+        messages.push(msg);
+    }
+    Ok(Batch {
+        messages,
+        answer: Accepted { messages: accepted },
+        idempotency: req.id,
+    })
+}
+
+/// Checks the backlog, then enqueues the whole batch. Answers only after Redis has it.
+pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpError> {
+    state.check_backlog().await?;
+    let answer = serde_json::to_string(&batch.answer).map_err(|_| HttpError::Internal)?;
+    let store = state.store();
+    let enqueued = state
+        .store_call(
+            "enqueue",
+            store.enqueue(&batch.messages, batch.idempotency.as_deref(), &answer),
+        )
+        .await?;
+    Ok(match enqueued {
+        Enqueued::Added(body) => {
+            state.note_enqueued(batch.messages.len());
+            tracing::debug!(messages = batch.messages.len(), "enqueued");
+            Outcome {
+                body,
+                replayed: false,
+            }
+        }
+        Enqueued::Duplicate(body) => {
+            tracing::debug!("repeated id; answering with the first answer");
+            Outcome {
+                body,
+                replayed: true,
+            }
+        }
+    })
+}
+
+fn check_caller_id(id: &str) -> Result<(), Invalid> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_CALLER_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::unprocessable(
+            "id",
+            format!("1 to {MAX_CALLER_ID} characters from A-Z a-z 0-9 - _ . :"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GatewayConfig;
+
+    fn cfg() -> MessageConfig {
+        let json = r#"{"user":"900001","password":"x","sms_accessno":"10690","cmpp_host":"127.0.0.1","cmpp_port":7890,"max_recipients":3}"#;
+        GatewayConfig::from_str_with_env("t.json", json, &|_| None)
+            .unwrap()
+            .message
+    }
+
+    fn req(to: &[&str], id: Option<&str>) -> SendRequest {
+        SendRequest {
+            to: to.iter().map(|s| s.to_string()).collect(),
+            id: id.map(str::to_owned),
+            template: OutboundMessage::text("", "", "hello"),
+        }
+    }
+
+    #[test]
+    fn ids_follow_the_callers() {
+        let b = prepare(req(&["13800138000"], Some("order-7")), &cfg(), 5).unwrap();
+        assert_eq!(b.messages[0].id, "order-7");
+        assert_eq!(b.messages[0].queued_at_ms, Some(5));
+        let b = prepare(
+            req(&["13800138000", "+8613900139000"], Some("o")),
+            &cfg(),
+            5,
+        )
+        .unwrap();
+        let ids: Vec<_> = b
+            .answer
+            .messages
+            .iter()
+            .map(|m| (m.id.as_str(), m.to.as_str()))
+            .collect();
+        assert_eq!(ids, [("o-1", "13800138000"), ("o-2", "13900139000")]);
+        let b = prepare(req(&["13800138000", "13900139000"], None), &cfg(), 5).unwrap();
+        assert_ne!(b.messages[0].id, b.messages[1].id);
+        assert_eq!(b.idempotency, None);
+    }
+
+    #[test]
+    fn refusals() {
+        let status = |r| prepare(r, &cfg(), 0).unwrap_err().status().as_u16();
+        assert_eq!(status(req(&["13800138000", "8613800138000"], None)), 422);
+        assert_eq!(status(req(&["1", "2", "3", "4"], None)), 413);
+        assert_eq!(status(req(&["13800138000"], Some("a b"))), 422);
+        assert_eq!(status(req(&["123"], None)), 422);
+    }
+}

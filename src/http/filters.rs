@@ -1,0 +1,102 @@
+//! The routes as warp filters: path and method first (so a request to another route is a 404
+//! or 405, never an auth or body error), then the API key, then the body checks, then the
+//! handler inside [`respond`]. One `.recover()` answers every rejection.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::http::HeaderValue;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::auth::api_key;
+use super::body::{capped, content_type};
+use super::request_log::{finish, request_id, request_meta, respond};
+use super::state::HttpState;
+use super::{compat, errors, handlers};
+
+/// Every route, answered as JSON, with a request id and one log line per request.
+pub fn routes(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let api = healthz()
+        .or(readyz(state.clone()))
+        .unify()
+        .or(send_messages(state.clone()))
+        .unify()
+        .or(message_state(state.clone()))
+        .unify()
+        .or(link(state.clone()))
+        .unify()
+        .or(compat::routes(state))
+        .unify()
+        .recover(errors::recover)
+        .unify();
+    request_meta().and(api).map(finish)
+}
+
+fn healthz() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("healthz")
+        .and(warp::get())
+        .and(request_id())
+        .and_then(|id| respond(id, handlers::healthz()))
+}
+
+fn readyz(state: Arc<HttpState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("readyz")
+        .and(warp::get())
+        .and(with_state(state))
+        .and(request_id())
+        .and_then(|state, id| respond(id, handlers::readyz(state)))
+}
+
+fn send_messages(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.config().http.max_body_bytes;
+    warp::path!("v1" / "messages")
+        .and(warp::post())
+        .and(api_key(state.clone()))
+        .and(content_type("application/json"))
+        .and(capped(limit))
+        .and(with_state(state))
+        .and(request_id())
+        .and_then(|body, state, id| respond(id, handlers::send_messages(state, body)))
+}
+
+fn message_state(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("v1" / "messages" / String)
+        .and(warp::get())
+        .and(api_key(state.clone()))
+        .and(with_state(state))
+        .and(request_id())
+        .and_then(|message_id, state, id| respond(id, handlers::message_state(state, message_id)))
+}
+
+fn link(state: Arc<HttpState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("v1" / "link")
+        .and(warp::get())
+        .and(api_key(state.clone()))
+        .and(with_state(state))
+        .and(request_id())
+        .and_then(|state, id| respond(id, handlers::link(state)))
+}
+
+pub(super) fn with_state(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Arc<HttpState>,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// A header's raw value when present; never rejects (unlike `warp::header::optional`, which
+/// refuses values that are not visible ASCII).
+pub(super) fn optional_header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
+    warp::header::value(name)
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+}

@@ -1,0 +1,108 @@
+//! What each route does once its filters have passed. Handlers return `HttpError` for every
+//! refusal; [`respond`](super::request_log::respond) turns it into the JSON answer.
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use serde_json::json;
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+
+use super::accept;
+use super::errors::{HttpError, json_response, raw_json_response};
+use super::models::{LinkView, SendRequest, WindowView};
+use super::rates::Counters;
+use super::state::HttpState;
+use crate::session::LinkState;
+use crate::store::now_ms;
+
+/// Set on a 202 that repeats the stored answer of an earlier request with the same `id`.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Result<Response, HttpError> {
+    Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+}
+
+/// `GET /readyz`: Redis answers, and the link is up when `readyz_requires_link`.
+pub async fn readyz(state: Arc<HttpState>) -> Result<Response, HttpError> {
+    state
+        .store_call("ping", state.store().ping())
+        .await
+        .map_err(|_| HttpError::NotReady("redis unavailable".into()))?;
+    if state.config().http.readyz_requires_link {
+        let Some(link) = state.link() else {
+            return Err(HttpError::NotReady("no CMPP link in this process".into()));
+        };
+        let status = link.status();
+        if status.state != LinkState::Up {
+            return Err(HttpError::NotReady(format!(
+                "CMPP link is {}: {}",
+                status.state.as_str(),
+                status.reason
+            )));
+        }
+    }
+    Ok(json_response(StatusCode::OK, &json!({"status": "ready"})))
+}
+
+/// `POST /v1/messages`.
+pub async fn send_messages(state: Arc<HttpState>, body: Bytes) -> Result<Response, HttpError> {
+    let request = SendRequest::from_json(&body)?;
+    let batch = accept::prepare(request, &state.config().message, now_ms())?;
+    let outcome = accept::enqueue(&state, &batch).await?;
+    let mut resp = raw_json_response(StatusCode::ACCEPTED, outcome.body);
+    if outcome.replayed {
+        resp.headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// `GET /v1/messages/{id}`.
+pub async fn message_state(state: Arc<HttpState>, id: String) -> Result<Response, HttpError> {
+    match state.store_call("state", state.store().state(&id)).await? {
+        Some(message) => Ok(json_response(StatusCode::OK, &message)),
+        None => Err(HttpError::NotFound("no such message")),
+    }
+}
+
+/// `GET /v1/link`.
+pub async fn link(state: Arc<HttpState>) -> Result<Response, HttpError> {
+    let Some(link) = state.link() else {
+        let absent = LinkView {
+            state: "absent",
+            since: None,
+            reason: None,
+            window: None,
+            stats: None,
+            rates: None,
+        };
+        return Ok(json_response(StatusCode::OK, &absent));
+    };
+    let status = link.status();
+    let stats = link.stats().snapshot();
+    let rates = state
+        .rates()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .rates(tokio::time::Instant::now(), Counters::from(&stats));
+    let size = link.window_size();
+    let view = LinkView {
+        state: status.state.as_str(),
+        since: status
+            .since
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as u64),
+        reason: Some(status.reason),
+        window: Some(WindowView {
+            size,
+            in_flight: size.saturating_sub(link.window_available()),
+        }),
+        stats: Some(stats),
+        rates,
+    };
+    Ok(json_response(StatusCode::OK, &view))
+}

@@ -1,0 +1,74 @@
+//! The HTTP ingress: web apps POST messages, the gateway validates them, XADDs one entry per
+//! recipient to the outbound stream and answers. It never touches the CMPP link; it only reads
+//! the link's state for `/v1/link` and `/readyz`.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /v1/messages` | 202 `{"messages":[{"id","to","segments"}]}`; 400/413/415/422 with the field; 503 + `Retry-After` |
+//! | `GET /v1/messages/{id}` | 200 the message's state; 404 `{"error":"no such message"}` |
+//! | `GET /v1/link` | 200 state, window, counters and ~10 s rates of the CMPP link (`"absent"` without one) |
+//! | `GET /healthz` | 200 `{"status":"ok"}` while the process runs (no API key needed) |
+//! | `GET /readyz` | 200 when Redis answers (and the link is up if `readyz_requires_link`); else 503 (no API key needed) |
+//! | `GET/POST /submit`, `/send` | the original gateway's API, always 200 with `result` 0 / -1 / -2 ([`compat`]) |
+//!
+//! Every error is JSON `{"error": "...", "field": "..."}` (`field` when it is about one). With
+//! `api_keys` set, every route but the health checks needs `Authorization: Bearer <key>` or
+//! `X-API-Key: <key>`. Every request gets an `X-Request-Id` (the caller's, or a new one) and one
+//! log line.
+//!
+//! # Layout (vector's warp layout)
+//! - [`filters`]: the routes as warp filters, one `.recover()`.
+//! - [`handlers`]: what each route does; [`compat`]: `/submit` and `/send`, filters and handler.
+//! - [`accept`]: request → validated messages → backlog check → one atomic enqueue.
+//! - [`models`]: the JSON read and written; [`errors`]: [`HttpError`] with `status()`, `recover`.
+//! - [`auth`], [`body`] (content type, size cap), [`request_log`] (ids, log line),
+//!   [`rates`] (link rates), [`state`] ([`HttpState`]).
+
+mod accept;
+mod auth;
+mod body;
+mod compat;
+mod errors;
+mod filters;
+mod handlers;
+mod models;
+mod rates;
+mod request_log;
+mod state;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use warp::{Filter, Reply};
+
+pub use errors::HttpError;
+pub use handlers::IDEMPOTENT_REPLAYED;
+pub use models::{Accepted, AcceptedMessage, CompatAnswer};
+pub use rates::Rates;
+pub use request_log::X_REQUEST_ID;
+pub use state::{BACKLOG_CACHE, HttpState, STORE_DEADLINE};
+
+/// Every route, ready for `warp::serve` or `warp::test`.
+pub fn routes(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    filters::routes(state)
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, then lets requests in progress finish.
+/// Also samples the link's counters every second for `/v1/link`'s rates.
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "http listening");
+    }
+    let sampler = tokio::spawn(rates::run_sampler(state.clone(), shutdown.clone()));
+    warp::serve(routes(state))
+        .incoming(listener)
+        .graceful(shutdown.clone().cancelled_owned())
+        .run()
+        .await;
+    sampler.abort();
+    tracing::info!("http stopped");
+}

@@ -1,0 +1,133 @@
+//! What every handler shares: the store, the configuration, the link handle, and two small
+//! caches (the backlog, the rate samples).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::errors::HttpError;
+use super::rates::RateSampler;
+use crate::config::GatewayConfig;
+use crate::session::Link;
+use crate::store::{Store, StoreError};
+
+/// A hard bound on any store call made for a request, on top of the store's own response
+/// timeout, so a request never hangs (a reconnect that stalls, a lock held by a stuck call).
+pub const STORE_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a measured backlog is trusted before the next XINFO.
+pub const BACKLOG_CACHE: Duration = Duration::from_secs(1);
+
+pub struct HttpState {
+    store: Store,
+    config: Arc<GatewayConfig>,
+    link: Option<Link>,
+    store_deadline: Duration,
+    /// The last measured backlog plus what this process enqueued since, and when it was measured.
+    /// An async mutex: concurrent requests wait for one XINFO instead of each sending their own.
+    backlog: tokio::sync::Mutex<Option<(Instant, u64)>>,
+    rates: Mutex<RateSampler>,
+}
+
+impl HttpState {
+    /// `link` is `None` when this process serves HTTP without a CMPP link (tests, ingress-only
+    /// instances): `/v1/link` then says `absent`.
+    pub fn new(store: Store, config: Arc<GatewayConfig>, link: Option<Link>) -> HttpState {
+        HttpState {
+            store,
+            config,
+            link,
+            store_deadline: STORE_DEADLINE,
+            backlog: tokio::sync::Mutex::new(None),
+            rates: Mutex::new(RateSampler::default()),
+        }
+    }
+
+    /// Replaces [`STORE_DEADLINE`].
+    pub fn with_store_deadline(mut self, deadline: Duration) -> HttpState {
+        self.store_deadline = deadline;
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    pub fn link(&self) -> Option<&Link> {
+        self.link.as_ref()
+    }
+
+    pub(crate) fn rates(&self) -> &Mutex<RateSampler> {
+        &self.rates
+    }
+
+    /// Runs a store call under the hard deadline. Every failure is "redis unavailable" to the
+    /// client; the cause goes to the log (store errors never contain the password).
+    pub(crate) async fn store_call<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, HttpError> {
+        match tokio::time::timeout(self.store_deadline, call).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, unavailable = e.is_unavailable(), "redis {what} failed");
+                Err(HttpError::Unavailable)
+            }
+            Err(_) => {
+                tracing::warn!(deadline = ?self.store_deadline, "redis {what} timed out");
+                Err(HttpError::Unavailable)
+            }
+        }
+    }
+
+    /// Refuses new work while the outbound backlog has reached `outbound_backlog_limit` (0 = no
+    /// limit). Admission is by the backlog before the request, so a batch may overshoot the
+    /// limit by at most its own size, and a batch larger than the limit is not refused forever.
+    pub(crate) async fn check_backlog(&self) -> Result<(), HttpError> {
+        let limit = self.store.config().outbound_backlog_limit;
+        if limit == 0 {
+            return Ok(());
+        }
+        let backlog = self.backlog().await?;
+        if backlog >= limit {
+            tracing::info!(backlog, limit, "outbound backlog over limit");
+            return Err(HttpError::BacklogFull);
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self) -> Result<u64, HttpError> {
+        let deadline = tokio::time::sleep(self.store_deadline);
+        let mut cached = tokio::select! {
+            guard = self.backlog.lock() => guard,
+            () = deadline => return Err(HttpError::Unavailable),
+        };
+        if let Some((at, value)) = *cached {
+            if at.elapsed() < BACKLOG_CACHE {
+                return Ok(value);
+            }
+        }
+        let group = &self.config.worker.group;
+        let value = self
+            .store_call("backlog", self.store.backlog(group))
+            .await?;
+        *cached = Some((Instant::now(), value));
+        Ok(value)
+    }
+
+    /// Counts what this process just added, so the cached backlog does not lag behind its own
+    /// writes for up to a second. Skipped while a measurement is running (it will be fresher).
+    pub(crate) fn note_enqueued(&self, count: usize) {
+        if let Ok(mut cached) = self.backlog.try_lock() {
+            if let Some((_, value)) = cached.as_mut() {
+                *value += count as u64;
+            }
+        }
+    }
+}

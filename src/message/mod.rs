@@ -1,0 +1,15 @@
+//! One outbound message as the gateway understands it, whether it came through HTTP or was
+//! XADDed by an application: the flat stream-entry form, validation, and the SUBMIT segments
+//! it becomes. Pure: no I/O.
+
+mod build;
+mod entry;
+mod id;
+mod invalid;
+mod validate;
+
+pub use build::build_submits;
+pub use entry::{Content, OutboundMessage};
+pub use id::new_message_id;
+pub use invalid::{Invalid, InvalidKind};
+pub use validate::normalize_msisdn;

@@ -1,0 +1,303 @@
+//! The worker's side of the outbound stream: the consumer group, reading and reclaiming
+//! entries, the bookkeeping that follows each message, and acknowledgements.
+
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use tokio::sync::Mutex;
+
+use super::scripts::{DEAD_LETTER, TRANSITION};
+use super::state::MessageStatus;
+use super::{Store, StoreError, connect, now_ms};
+use crate::config::{RedisConfig, WorkerConfig};
+
+/// One entry of the outbound stream, fields as strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundEntry {
+    pub stream_id: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl OutboundEntry {
+    fn from_stream_id(entry: StreamId) -> OutboundEntry {
+        let fields = entry
+            .map
+            .iter()
+            .filter_map(|(k, v)| {
+                redis::from_redis_value_ref::<String>(v)
+                    .ok()
+                    .map(|v| (k.clone(), v))
+            })
+            .collect();
+        OutboundEntry {
+            stream_id: entry.id,
+            fields,
+        }
+    }
+
+    pub fn field_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// What the Msg_Id map stores for each segment, as MessagePack: enough to correlate a report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Submitted {
+    pub id: String,
+    pub segment: u8,
+    pub segments: u8,
+    pub to: String,
+}
+
+/// One segment's SUBMIT_RESP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentRecord {
+    pub msg_id: u64,
+    pub submitted_at: u64,
+}
+
+pub struct Consumer {
+    store: Store,
+    /// A connection of its own: a blocking XREADGROUP holds a multiplexed connection.
+    blocking: ConnectionManager,
+    config: WorkerConfig,
+    /// Where the next XAUTOCLAIM scan starts.
+    claim_cursor: Mutex<String>,
+}
+
+impl Consumer {
+    pub async fn new(
+        store: &Store,
+        redis: &RedisConfig,
+        config: WorkerConfig,
+    ) -> Result<Consumer, StoreError> {
+        // The response timeout must outlast BLOCK, or every idle read would fail as a timeout.
+        let blocking = connect(redis, config.block + redis.timeout).await?;
+        Ok(Consumer {
+            store: store.clone(),
+            blocking,
+            config,
+            claim_cursor: Mutex::new("0-0".to_owned()),
+        })
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// Creates the group if missing, reading from the stream's start so entries added before
+    /// the first gateway ran are sent too.
+    pub async fn ensure_group(&self) -> Result<(), StoreError> {
+        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.store.keys.outbound())
+            .arg(&self.config.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.store.conn())
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// New entries for this consumer, waiting up to the configured BLOCK.
+    pub async fn read(&self, count: usize) -> Result<Vec<OutboundEntry>, StoreError> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(self.config.block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(self.store.keys.outbound())
+            .arg(">")
+            .query_async(&mut self.blocking.clone())
+            .await?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(OutboundEntry::from_stream_id)
+            .collect())
+    }
+
+    /// Entries another consumer took and left unacknowledged for longer than `reclaim_idle`.
+    pub async fn reclaim(&self, count: usize) -> Result<Vec<OutboundEntry>, StoreError> {
+        let mut cursor = self.claim_cursor.lock().await;
+        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(self.store.keys.outbound())
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg(self.config.reclaim_idle.as_millis() as u64)
+            .arg(cursor.as_str())
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut self.store.conn())
+            .await?;
+        *cursor = reply.next_stream_id;
+        Ok(reply
+            .claimed
+            .into_iter()
+            .map(OutboundEntry::from_stream_id)
+            .collect())
+    }
+
+    /// Marks each message `submitting` and returns its status before, in one round trip, so an
+    /// entry already past submission (a reclaimed one) is acknowledged instead of sent again.
+    pub async fn begin(
+        &self,
+        messages: &[(&str, &str, &str, usize)],
+    ) -> Result<Vec<Option<MessageStatus>>, StoreError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms().to_string();
+        let mut pipe = redis::pipe();
+        for (id, to, stream_id, segments) in messages {
+            pipe.invoke_script(
+                TRANSITION
+                    .key(self.store.keys.state(id))
+                    .arg("submitting")
+                    .arg(self.store.ttl_ms())
+                    .arg(&["id", id, "to", to, "stream_id", stream_id][..])
+                    .arg("segments")
+                    .arg(segments)
+                    .arg("updated_at")
+                    .arg(&now),
+            );
+        }
+        let before: Vec<Option<String>> = self.store.query_pipeline(&pipe).await?;
+        Ok(before
+            .iter()
+            .map(|s| s.as_deref().and_then(MessageStatus::parse))
+            .collect())
+    }
+
+    /// Every segment has its Msg_Id: the state says so and each Msg_Id maps back to the message.
+    pub async fn record_submitted(
+        &self,
+        id: &str,
+        to: &str,
+        segments: &[SegmentRecord],
+    ) -> Result<(), StoreError> {
+        let ttl = self.store.ttl_ms();
+        let now = now_ms();
+        let total = segments.len();
+        let mut fields: Vec<(String, String)> = vec![
+            ("segments".into(), total.to_string()),
+            ("submitted_at".into(), now.to_string()),
+            ("updated_at".into(), now.to_string()),
+        ];
+        let mut pipe = redis::pipe();
+        for (i, s) in segments.iter().enumerate() {
+            let n = i + 1;
+            fields.push((format!("s{n}_msg_id"), s.msg_id.to_string()));
+            fields.push((format!("s{n}_result"), "0".into()));
+            fields.push((format!("s{n}_submitted_at"), s.submitted_at.to_string()));
+            let record = Submitted {
+                id: id.to_owned(),
+                segment: n as u8,
+                segments: total as u8,
+                to: to.to_owned(),
+            };
+            let packed =
+                rmp_serde::to_vec(&record).map_err(|e| StoreError::Unexpected(e.to_string()))?;
+            pipe.cmd("SET")
+                .arg(self.store.keys.msg_id(s.msg_id))
+                .arg(packed)
+                .arg("PX")
+                .arg(ttl)
+                .ignore();
+        }
+        let mut script = TRANSITION.key(self.store.keys.state(id));
+        script.arg("submitted").arg(ttl);
+        for (k, v) in &fields {
+            script.arg(k).arg(v);
+        }
+        pipe.invoke_script(&script).ignore();
+        let () = self.store.query_pipeline(&pipe).await?;
+        Ok(())
+    }
+
+    /// A message that failed for good: its state (`failed` when the ISMG refused it, `dead`
+    /// otherwise) and an entry in the dead-letter stream with the reason and the original fields.
+    pub async fn record_dead(
+        &self,
+        entry: &OutboundEntry,
+        id: Option<&str>,
+        status: MessageStatus,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms().to_string();
+        let state: [&str; 8] = [
+            "error",
+            reason,
+            "final_at",
+            &now,
+            "updated_at",
+            &now,
+            "stream_id",
+            &entry.stream_id,
+        ];
+        let mut script = DEAD_LETTER.key(self.store.keys.dead_letters());
+        script
+            .key(id.map(|id| self.store.keys.state(id)).unwrap_or_default())
+            .arg(status.as_str())
+            .arg(self.store.ttl_ms())
+            .arg(state.len() / 2)
+            .arg(&state[..])
+            .arg(
+                &[
+                    "reason",
+                    reason,
+                    "status",
+                    status.as_str(),
+                    "stream_id",
+                    &entry.stream_id,
+                    "failed_at",
+                    &now,
+                ][..],
+            );
+        for (k, v) in &entry.fields {
+            if !matches!(k.as_str(), "reason" | "status" | "stream_id" | "failed_at") {
+                script.arg(k).arg(v);
+            }
+        }
+        let _: i64 = script.invoke_async(&mut self.store.conn()).await?;
+        Ok(())
+    }
+
+    /// Resets the idle time of entries this consumer is still working on, so no other instance
+    /// reclaims a message that is only waiting for its SUBMIT_RESP or for the link to return.
+    pub async fn touch(&self, stream_ids: &[String]) -> Result<(), StoreError> {
+        if stream_ids.is_empty() {
+            return Ok(());
+        }
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(self.store.keys.outbound())
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg(0)
+            .arg(stream_ids)
+            .arg("JUSTID")
+            .query_async(&mut self.store.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn ack(&self, stream_ids: &[String]) -> Result<(), StoreError> {
+        if stream_ids.is_empty() {
+            return Ok(());
+        }
+        let _: u64 = redis::cmd("XACK")
+            .arg(self.store.keys.outbound())
+            .arg(&self.config.group)
+            .arg(stream_ids)
+            .query_async(&mut self.store.conn())
+            .await?;
+        Ok(())
+    }
+}

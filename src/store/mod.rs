@@ -1,0 +1,127 @@
+//! Everything the gateway keeps in Redis: the outbound stream and its consumer group, message
+//! state, the Msg_Id map, idempotency answers, dead letters. Multi-step changes are Lua scripts
+//! or pipelines, so each message costs a fixed number of round trips, not one per segment.
+
+mod consumer;
+mod keys;
+mod outbound;
+mod scripts;
+mod state;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use consumer::{Consumer, OutboundEntry, SegmentRecord, Submitted};
+pub use keys::Keys;
+pub use outbound::Enqueued;
+pub use state::{MessageState, MessageStatus, SegmentState};
+
+use crate::config::{RedisConfig, StoreConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis could not be reached or answered with an error. The text never holds the password.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis returned something unexpected: {0}")]
+    Unexpected(String),
+}
+
+impl StoreError {
+    /// The consumer group (or the stream) is gone, e.g. Redis restarted without persistence.
+    pub fn is_missing_group(&self) -> bool {
+        matches!(self, StoreError::Redis(e) if e.code() == Some("NOGROUP"))
+    }
+
+    /// Whether the cause is the connection (Redis down, timeout) rather than a command error.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => is_connection_problem(e),
+            StoreError::Unexpected(_) => false,
+        }
+    }
+}
+
+pub(crate) fn is_connection_problem(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// The shared connection for short commands (HTTP, bookkeeping). Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    config: StoreConfig,
+}
+
+/// Opens a multiplexed, self-reconnecting connection whose commands give up after `timeout`.
+pub(crate) async fn connect(
+    redis: &RedisConfig,
+    timeout: Duration,
+) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(redis.url.expose())?;
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(redis.timeout))
+        // Reconnect attempts are short: callers answer 503 or wait and try again themselves.
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    Ok(ConnectionManager::new_with_config(client, config).await?)
+}
+
+impl Store {
+    pub async fn connect(redis: &RedisConfig, config: StoreConfig) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: connect(redis, redis.timeout).await?,
+            keys: Keys::new(&redis.key_prefix),
+            config,
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub(crate) fn ttl_ms(&self) -> u64 {
+        self.config.state_ttl.as_millis() as u64
+    }
+
+    /// Runs a pipeline; if Redis has lost the scripts (NOSCRIPT, e.g. after a restart), loads
+    /// them and runs it once more. Pipelines that invoke scripts hold only commands that are
+    /// safe to repeat, so the second run cannot duplicate anything.
+    pub(crate) async fn query_pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        match pipe.query_async(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                scripts::load_all(&mut conn).await?;
+                Ok(pipe.query_async(&mut conn).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+}
+
+/// Milliseconds since 1970, the unit of every timestamp the store writes.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

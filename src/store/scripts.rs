@@ -1,0 +1,92 @@
+//! Lua scripts: each makes a multi-key change atomic and costs one round trip.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Enqueue a batch (one entry per recipient) unless its idempotency key was seen.
+/// KEYS[1] outbound stream, KEYS[2] idempotency key or "".
+/// ARGV[1] TTL ms, ARGV[2] the answer to store, ARGV[3] message count, then per message:
+/// state key, queued_at ms, field count n, n field/value pairs.
+/// Returns {1, answer} when enqueued, {0, first answer} when the id was seen before.
+pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if KEYS[2] ~= '' then
+  local prior = redis.call('GET', KEYS[2])
+  if prior then return {0, prior} end
+end
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local state_key, queued_at, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local fields, id, to = {}, '', ''
+  for f = 0, n - 1 do
+    local k, v = ARGV[i + 2 * f], ARGV[i + 2 * f + 1]
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+    if k == 'id' then id = v elseif k == 'to' then to = v end
+  end
+  i = i + 2 * n
+  local entry = redis.call('XADD', KEYS[1], '*', unpack(fields))
+  redis.call('HSET', state_key, 'id', id, 'to', to, 'status', 'queued', 'stream_id', entry,
+             'queued_at', queued_at, 'updated_at', queued_at)
+  redis.call('PEXPIRE', state_key, ARGV[1])
+end
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1]) end
+return {1, ARGV[2]}
+"#,
+    )
+});
+
+/// The status ranks and the transition rule shared by the scripts below.
+const TRANSITION_FN: &str = r#"
+local rank = {queued = 1, submitting = 2, submitted = 3, delivered = 4, failed = 4, dead = 4}
+local function transition(key, status, ttl, fields)
+  local current = redis.call('HGET', key, 'status')
+  if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+  if (not current) or (rank[status] or 0) > (rank[current] or 0) then
+    redis.call('HSET', key, 'status', status)
+  end
+  redis.call('PEXPIRE', key, ttl)
+  return current
+end
+"#;
+
+/// Move a message's state forward: write the fields, and the status only if it ranks higher
+/// than the current one (a report that raced ahead of SUBMIT_RESP bookkeeping is not undone).
+/// KEYS[1] state key; ARGV[1] status, ARGV[2] TTL ms, then field/value pairs.
+/// Returns the status before the change, or false when there was none.
+pub static TRANSITION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{TRANSITION_FN}\nreturn transition(KEYS[1], ARGV[1], ARGV[2], {{unpack(ARGV, 3)}})"
+    ))
+});
+
+/// A message that failed for good: the dead-letter entry and the final state together, so a
+/// retry after an error never writes the dead letter twice.
+/// KEYS[1] dead-letter stream, KEYS[2] state key or ""; ARGV[1] status, ARGV[2] TTL ms,
+/// ARGV[3] number of state field/value pairs k, then k pairs, then the dead-letter fields.
+pub static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{TRANSITION_FN}
+local k = tonumber(ARGV[3])
+if KEYS[2] ~= '' then
+  local current = redis.call('HGET', KEYS[2], 'status')
+  if current == 'failed' or current == 'dead' then return 0 end
+  transition(KEYS[2], ARGV[1], ARGV[2], {{unpack(ARGV, 4, 3 + 2 * k)}})
+end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4 + 2 * k))
+return 1
+"#
+    ))
+});
+
+/// Loads every script used in pipelines (a pipeline cannot fall back from EVALSHA to EVAL, and
+/// a restarted Redis has forgotten them).
+pub async fn load_all(conn: &mut redis::aio::ConnectionManager) -> redis::RedisResult<()> {
+    for script in [&*TRANSITION, &*DEAD_LETTER, &*ENQUEUE] {
+        script.prepare_invoke().load_async(conn).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Sending one message: every segment through the link, retried while the link drops; then the
+//! bookkeeping, then the acknowledgement, in that order.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use tokio_util::sync::CancellationToken;
+
+use super::REDIS_RETRY;
+use super::acker::Acker;
+use crate::message::OutboundMessage;
+use crate::protocol::Submit;
+use crate::session::{Link, SubmitAccepted, SubmitError};
+use crate::store::{Consumer, MessageStatus, OutboundEntry, SegmentRecord, now_ms};
+
+pub(crate) struct Job {
+    pub link: Link,
+    pub consumer: Arc<Consumer>,
+    pub shutdown: CancellationToken,
+    pub acker: Acker,
+    pub in_flight: super::in_flight::InFlight,
+}
+
+impl Job {
+    pub(crate) async fn send(
+        self,
+        entry: OutboundEntry,
+        message: OutboundMessage,
+        submits: Vec<Submit>,
+    ) {
+        let outcomes = join_all(submits.into_iter().map(|s| self.submit_until_answered(s))).await;
+        let mut accepted = Vec::with_capacity(outcomes.len());
+        let mut failure = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(a) => accepted.push(SegmentRecord {
+                    msg_id: a.msg_id.0,
+                    submitted_at: now_ms(),
+                }),
+                // Shutting down with a segment unsent: leave the entry pending for a later start.
+                Err(SubmitError::Closed | SubmitError::LinkLost { .. }) => {
+                    self.in_flight.remove(&entry.stream_id);
+                    return;
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        let recorded = match &failure {
+            None => {
+                self.with_redis(|| {
+                    self.consumer
+                        .record_submitted(&message.id, &message.to, &accepted)
+                })
+                .await
+            }
+            Some(e) => {
+                let status = match e {
+                    SubmitError::Rejected { .. } | SubmitError::FlowControlExhausted { .. } => {
+                        MessageStatus::Failed
+                    }
+                    _ => MessageStatus::Dead,
+                };
+                let reason = e.to_string();
+                tracing::debug!(id = %message.id, %reason, "message failed");
+                // Segments that did get a Msg_Id are kept so their reports still correlate.
+                let kept = accepted.is_empty()
+                    || self
+                        .with_redis(|| {
+                            self.consumer
+                                .record_submitted(&message.id, &message.to, &accepted)
+                        })
+                        .await;
+                kept && self
+                    .with_redis(|| {
+                        self.consumer
+                            .record_dead(&entry, Some(&message.id), status, &reason)
+                    })
+                    .await
+            }
+        };
+        if recorded {
+            self.acker.ack(entry.stream_id);
+        } else {
+            self.in_flight.remove(&entry.stream_id);
+        }
+    }
+
+    /// Retryable errors (the connection dropped) send the segment again once the link is back.
+    async fn submit_until_answered(&self, submit: Submit) -> Result<SubmitAccepted, SubmitError> {
+        loop {
+            match self.link.submit(submit.clone()).await {
+                Err(e) if e.is_retryable() && !self.shutdown.is_cancelled() => {
+                    tracing::debug!(error = %e, "segment handed back; sending again when the link is up");
+                    tokio::select! {
+                        _ = self.link.wait_up() => {}
+                        () = self.shutdown.cancelled() => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs a Redis write until it succeeds; `false` if shutdown came first (the entry then
+    /// stays pending and is sent again after a restart: at least once, never lost).
+    async fn with_redis<F, Fut>(&self, write: F) -> bool
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
+    {
+        loop {
+            match write().await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis write failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(REDIS_RETRY) => {}
+                        () = self.shutdown.cancelled() => return false,
+                    }
+                }
+            }
+        }
+    }
+}

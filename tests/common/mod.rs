@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests. Each test crate uses a subset, hence the allow.
+#![allow(dead_code)]
+
+pub mod gateway;
+pub mod http_client;
+pub mod redis;

@@ -1,0 +1,374 @@
+//! The send path end to end: HTTP or a direct XADD → the outbound stream → the worker → the link
+//! → the simulator, with a real redis-server and real TCP everywhere.
+
+mod common;
+
+use std::time::Duration;
+
+use cmpp_gateway::simulator::{self, Behaviour, SimulatorConfig, SimulatorHandle};
+use common::gateway;
+use common::http_client::{get, post_json, request};
+use common::redis::RedisServer;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+async fn sim(behaviour: Behaviour) -> SimulatorHandle {
+    simulator::start(SimulatorConfig {
+        behaviour,
+        record_submits: true,
+        ..SimulatorConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("test connects to redis")
+}
+
+/// Polls the message's state until it has `status`; returns the state.
+async fn wait_for_status(http: std::net::SocketAddr, id: &str, status: &str) -> Value {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get(http, &format!("/v1/messages/{id}")).await;
+        if r.status == 200 && r.json()["status"] == status {
+            return r.json();
+        }
+        assert!(
+            Instant::now() < until,
+            "message {id} never reached {status}; last: {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send(http: std::net::SocketAddr, body: Value) -> Value {
+    let r = post_json(http, "/v1/messages", &body).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_send_is_submitted_with_its_msg_id() {
+    let redis = RedisServer::start();
+    let sim = sim(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let answer = send(gw.http, json!({"to": "+8613800138000", "text": "hello"})).await;
+    let message = &answer["messages"][0];
+    assert_eq!(message["to"], "13800138000");
+    assert_eq!(message["segments"], 1);
+    let id = message["id"].as_str().unwrap();
+    let state = wait_for_status(gw.http, id, "submitted").await;
+
+    let recorded = sim.recorded_submits();
+    assert_eq!(recorded.len(), 1, "one SUBMIT at the simulator");
+    assert_eq!(
+        recorded[0].dest_terminal_ids,
+        vec!["13800138000".to_owned()]
+    );
+    assert_eq!(recorded[0].msg_content, b"hello".to_vec());
+    let msg_id = recorded[0]
+        .assigned_msg_id
+        .expect("the simulator assigned a Msg_Id");
+    assert_eq!(state["segments"][0]["msg_id"], msg_id.to_string());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_character_chinese_text_goes_out_as_5_segments() {
+    let redis = RedisServer::start();
+    let sim = sim(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let text: String = "中国移动短信网关测试".chars().cycle().take(300).collect();
+    let answer = send(gw.http, json!({"to": "13800138000", "text": text})).await;
+    assert_eq!(answer["messages"][0]["segments"], 5);
+    let id = answer["messages"][0]["id"].as_str().unwrap();
+    let state = wait_for_status(gw.http, id, "submitted").await;
+    let segments = state["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 5);
+    assert!(segments.iter().all(|s| s["msg_id"].is_string()), "{state}");
+
+    let recorded = sim.recorded_submits();
+    assert_eq!(recorded.len(), 5);
+    let mut numbers: Vec<u8> = recorded.iter().map(|r| r.pk_number).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, vec![1, 2, 3, 4, 5]);
+    assert!(
+        recorded
+            .iter()
+            .all(|r| r.pk_total == 5 && r.tp_udhi == 1 && r.msg_fmt == 8)
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_xadd_with_flat_fields_is_sent_too() {
+    let redis = RedisServer::start();
+    let sim = sim(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let mut conn = redis_conn(&redis).await;
+    let entry: String = redis::cmd("XADD")
+        .arg("cmpp:mt")
+        .arg("*")
+        .arg(
+            &[
+                "to",
+                "13800138000",
+                "text",
+                "from redis-cli",
+                "src_ext",
+                "01",
+            ][..],
+        )
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Without an `id` field the entry id is the message id.
+    wait_for_status(gw.http, &entry, "submitted").await;
+    let recorded = sim.recorded_submits();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].msg_content, b"from redis-cli".to_vec());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_id_is_enqueued_and_sent_once() {
+    let redis = RedisServer::start();
+    let sim = sim(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let body = json!({"to": "13800138000", "text": "once", "id": "order-42"});
+    let first = send(gw.http, body.clone()).await;
+    let second = post_json(gw.http, "/v1/messages", &body).await;
+    assert!(
+        second.status == 200 || second.status == 202,
+        "{}",
+        second.body
+    );
+    assert_eq!(second.json(), first);
+    wait_for_status(gw.http, "order-42", "submitted").await;
+    let mut conn = redis_conn(&redis).await;
+    let len: u64 = redis::cmd("XLEN")
+        .arg("cmpp:mt")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "the repeat added no entry");
+    assert_eq!(sim.recorded_submits().len(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_gateways_submit_route_works() {
+    let redis = RedisServer::start();
+    let sim = sim(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let r = get(
+        gw.http,
+        "/submit?dest=13800138000&cont=%E4%BD%A0%E5%A5%BD&src=7",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["result"], 0, "{v}");
+    assert_eq!(v["error"], "");
+    let id = v["id"].as_str().unwrap();
+    wait_for_status(gw.http, id, "submitted").await;
+    let recorded = sim.recorded_submits();
+    assert_eq!(
+        recorded[0].msg_content,
+        vec![0x4f, 0x60, 0x59, 0x7d],
+        "你好 in UCS2"
+    );
+
+    let r = request(
+        gw.http,
+        "POST",
+        "/send",
+        Some("application/x-www-form-urlencoded"),
+        "dest=123&cont=x",
+    )
+    .await;
+    assert_eq!(r.json()["result"], -1, "{}", r.body);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_stream_entry_is_dead_lettered_and_acknowledged() {
+    let redis = RedisServer::start();
+    let sim = sim(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let mut conn = redis_conn(&redis).await;
+    let _: String = redis::cmd("XADD")
+        .arg("cmpp:mt")
+        .arg("*")
+        .arg(&["to", "13800138000", "id", "bad-1"][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let dead: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg("cmpp:mt:dead")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let Some((_, fields)) = dead.first() {
+            let reason = fields
+                .iter()
+                .find(|(k, _)| k == "reason")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            assert!(
+                reason.contains("text"),
+                "reason names the missing field: {reason}"
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let state = wait_for_status(gw.http, "bad-1", "dead").await;
+    assert!(state["error"].as_str().unwrap().contains("text"));
+    // Acknowledged: nothing pending in the group.
+    let pending: (u64, Value, Value, Value) = redis::cmd("XPENDING")
+        .arg("cmpp:mt")
+        .arg("gateway")
+        .query_async(&mut conn)
+        .await
+        .map(|v: redis::Value| (pending_count(&v), Value::Null, Value::Null, Value::Null))
+        .unwrap();
+    assert_eq!(pending.0, 0);
+    assert!(sim.recorded_submits().is_empty());
+    gw.stop().await;
+}
+
+fn pending_count(v: &redis::Value) -> u64 {
+    match v {
+        redis::Value::Array(items) => match items.first() {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_for_10_seconds_gives_503_then_recovers_without_restart() {
+    let mut redis = RedisServer::start();
+    let sim = sim(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"redis_timeout": "500ms"}),
+    ))
+    .await;
+    send(gw.http, json!({"to": "13800138000", "text": "before"})).await;
+
+    redis.stop();
+    let started = Instant::now();
+    let r = post_json(
+        gw.http,
+        "/v1/messages",
+        &json!({"to": "13800138000", "text": "during"}),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "503 must come promptly, took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(get(gw.http, "/readyz").await.status, 503);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    redis.restart();
+    let until = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let r = post_json(
+            gw.http,
+            "/v1/messages",
+            &json!({"to": "13800138000", "text": "after"}),
+        )
+        .await;
+        if r.status == 202 {
+            break r.json();
+        }
+        assert!(
+            Instant::now() < until,
+            "HTTP never recovered: {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The worker resumed on its own: the message after the outage is submitted.
+    wait_for_status(
+        gw.http,
+        answer["messages"][0]["id"].as_str().unwrap(),
+        "submitted",
+    )
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_left_pending_by_a_stopped_worker_are_reclaimed_by_another() {
+    let redis = RedisServer::start();
+    // The first gateway's submits are never answered while it runs.
+    let sim = sim(Behaviour {
+        response_delay: Duration::from_secs(3600),
+        ..Behaviour::default()
+    })
+    .await;
+    let first = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"consumer_name": "first", "close_timeout": "0s", "response_timeout": "60s"}),
+    ))
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let a = send(
+            first.http,
+            json!({"to": "13800138000", "text": format!("pending {i}")}),
+        )
+        .await;
+        ids.push(a["messages"][0]["id"].as_str().unwrap().to_owned());
+    }
+    let until = Instant::now() + Duration::from_secs(20);
+    while sim.counters().submits_received < 3 {
+        assert!(Instant::now() < until, "the first gateway never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.stop().await;
+
+    sim.set_behaviour(Behaviour::default()).unwrap();
+    let second = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"consumer_name": "second", "reclaim_idle": "1s"}),
+    ))
+    .await;
+    for id in &ids {
+        wait_for_status(second.http, id, "submitted").await;
+    }
+    // Each was sent once by the first gateway (never answered) and once more by the second:
+    // duplicates are bounded by what was in flight.
+    assert_eq!(sim.counters().submits_received, 6);
+    second.stop().await;
+}
