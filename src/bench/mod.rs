@@ -1,7 +1,9 @@
 //! Benchmarks run as `cmpp-gateway bench …`, against the built-in simulator on loopback.
 //! They measure; they never assert: the numbers go to README with the command that made them.
 
+pub mod drain;
 pub mod link;
+pub mod redis_server;
 
 use std::time::Duration;
 

@@ -16,6 +16,20 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// Submits per second and RTT through one link against the in-process simulator.
     Link(LinkBenchArgs),
+    /// Messages per second from the outbound stream to SUBMIT_RESP, Redis in the loop.
+    Drain(DrainBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrainBenchArgs {
+    /// Messages in the stream before the gateway starts.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: u64,
+    /// The link's window.
+    #[arg(long, default_value_t = 16)]
+    pub window: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +70,18 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                         r.simulator_max_unanswered
                     );
                 }
+            }
+            Ok(())
+        }
+        BenchTarget::Drain(a) => {
+            let r = bench::drain::run(a.count, a.window).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                println!(
+                    "drain W={:<3} {:>8} messages in {:6.2} s = {:>8.0}/s (stream -> SUBMIT_RESP -> state -> XACK; simulator accepted {})",
+                    r.window, r.messages, r.seconds, r.messages_per_second, r.simulator_accepted
+                );
             }
             Ok(())
         }

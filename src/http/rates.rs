@@ -102,7 +102,8 @@ pub async fn run_sampler(state: Arc<HttpState>, shutdown: CancellationToken) {
         tokio::select! {
             _ = tick.tick() => {
                 let counters = Counters::from(&link.stats().snapshot());
-                state.rates().lock().unwrap_or_else(|p| p.into_inner()).record(Instant::now(), counters);
+                let mut sampler = state.rates().lock().unwrap_or_else(|p| p.into_inner());
+                sampler.record(Instant::now(), counters);
             }
             () = shutdown.cancelled() => return,
         }
