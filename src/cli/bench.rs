@@ -18,6 +18,20 @@ pub enum BenchTarget {
     Link(LinkBenchArgs),
     /// Messages per second from the outbound stream to SUBMIT_RESP, Redis in the loop.
     Drain(DrainBenchArgs),
+    /// HTTP sends per second with wrk against the whole running gateway.
+    Ingest(IngestBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestBenchArgs {
+    /// Connection counts to run, one run each.
+    #[arg(long = "connections", default_values_t = [16usize, 64])]
+    pub connections: Vec<usize>,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +82,24 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                         r.rtt.max_us,
                         r.errors,
                         r.simulator_max_unanswered
+                    );
+                }
+            }
+            Ok(())
+        }
+        BenchTarget::Ingest(a) => {
+            for r in bench::ingest::run(&a.connections, a.seconds).await? {
+                if a.json {
+                    println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+                } else {
+                    println!(
+                        "ingest c={:<3} {:>8.0} requests/s  p50 {:>8}  p99 {:>8}  non-2xx {}  socket errors {}",
+                        r.connections,
+                        r.requests_per_second,
+                        r.p50,
+                        r.p99,
+                        r.non_2xx,
+                        r.socket_errors
                     );
                 }
             }

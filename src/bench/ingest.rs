@@ -1,0 +1,129 @@
+//! `bench ingest`: HTTP requests per second into the outbound stream, measured with `wrk` on
+//! loopback against the whole gateway (Redis, the worker and the link to the simulator running
+//! too, as in production).
+
+use std::process::Command;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::redis_server::RedisServer;
+use crate::config::GatewayConfig;
+use crate::simulator::{self, SimulatorConfig};
+
+const POST_SCRIPT: &str = r#"
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"to":"13800138000","text":"benchmark message"}'
+"#;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestRun {
+    pub connections: usize,
+    pub seconds: u64,
+    pub requests_per_second: f64,
+    pub p50: String,
+    pub p99: String,
+    pub non_2xx: u64,
+    pub socket_errors: String,
+}
+
+pub async fn run(connections: &[usize], seconds: u64) -> Result<Vec<IngestRun>, String> {
+    which_wrk()?;
+    let redis = RedisServer::try_start()?;
+    let sim = simulator::start(SimulatorConfig::default())
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+    let config = serde_json::json!({
+        "user": "900001", "password": "888888", "sms_accessno": "1064899104221", "service_id": "BENCH",
+        "http_host": "127.0.0.1", "http_port": 0,
+        "cmpp_host": "127.0.0.1", "cmpp_port": sim.addr().port(),
+        "redis_url": redis.url(), "registered_delivery": false, "outbound_backlog_limit": 0,
+    });
+    let config = GatewayConfig::from_str_with_env("bench", &config.to_string(), &|_| None)
+        .map_err(|e| e.to_string())?;
+    let shutdown = CancellationToken::new();
+    let (tx, rx) = oneshot::channel();
+    let gateway = tokio::spawn(crate::gateway::run(config, shutdown.clone(), Some(tx)));
+    let addr = rx.await.map_err(|_| "gateway did not start".to_owned())?;
+
+    let script = std::env::temp_dir().join(format!("cmpp-gateway-post-{}.lua", std::process::id()));
+    std::fs::write(&script, POST_SCRIPT).map_err(|e| e.to_string())?;
+    let mut runs = Vec::new();
+    for &c in connections {
+        let url = format!("http://{addr}/v1/messages");
+        let script = script.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("wrk")
+                .args([
+                    "-t2",
+                    &format!("-c{c}"),
+                    &format!("-d{seconds}s"),
+                    "--latency",
+                    "-s",
+                ])
+                .arg(&script)
+                .arg(&url)
+                .output()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        runs.push(parse(c, seconds, &text)?);
+    }
+    let _ = std::fs::remove_file(&script);
+    shutdown.cancel();
+    let _ = gateway.await;
+    sim.shutdown().await;
+    Ok(runs)
+}
+
+fn which_wrk() -> Result<(), String> {
+    Command::new("wrk")
+        .arg("--version")
+        .output()
+        .map(|_| ())
+        .map_err(|_| "wrk is not installed (Debian: apt-get install wrk)".to_owned())
+}
+
+/// Reads wrk's report: Requests/sec, the 50 % and 99 % latencies, errors.
+fn parse(connections: usize, seconds: u64, text: &str) -> Result<IngestRun, String> {
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l[prefix.len()..].trim().to_owned())
+    };
+    let rps = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))?;
+    Ok(IngestRun {
+        connections,
+        seconds,
+        requests_per_second: rps,
+        p50: field("50%").unwrap_or_default(),
+        p99: field("99%").unwrap_or_default(),
+        non_2xx: field("Non-2xx or 3xx responses:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        socket_errors: field("Socket errors:").unwrap_or_else(|| "none".into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_wrk_report() {
+        let report = "Running 10s test @ http://127.0.0.1:1/v1/messages\n  Latency Distribution\n     50%  1.10ms\n     75%    1.50ms\n     90%    2.00ms\n     99%    5.31ms\n  300000 requests in 10.00s, 50.00MB read\n  Non-2xx or 3xx responses: 3\nRequests/sec:  30000.12\nTransfer/sec:      5.00MB\n";
+        let r = parse(64, 10, report).unwrap();
+        assert_eq!(r.requests_per_second, 30000.12);
+        assert_eq!(
+            (r.p50.as_str(), r.p99.as_str(), r.non_2xx),
+            ("1.10ms", "5.31ms", 3)
+        );
+        assert!(parse(1, 1, "garbage").is_err());
+    }
+}
