@@ -125,7 +125,9 @@ impl Consumer {
     }
 
     /// Entries another consumer took and left unacknowledged for longer than `reclaim_idle`.
-    pub async fn reclaim(&self, count: usize) -> Result<Vec<OutboundEntry>, StoreError> {
+    /// The flag is true while the scan has not reached the end of the pending list: call again
+    /// soon, or a large crash leftover would take many reclaim periods.
+    pub async fn reclaim(&self, count: usize) -> Result<(Vec<OutboundEntry>, bool), StoreError> {
         let mut cursor = self.claim_cursor.lock().await;
         let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(self.store.keys.outbound())
@@ -138,11 +140,13 @@ impl Consumer {
             .query_async(&mut self.store.conn())
             .await?;
         *cursor = reply.next_stream_id;
-        Ok(reply
+        let more = cursor.as_str() != "0-0";
+        let entries = reply
             .claimed
             .into_iter()
             .map(OutboundEntry::from_stream_id)
-            .collect())
+            .collect();
+        Ok((entries, more))
     }
 
     /// Marks each message `submitting` and returns its status before, in one round trip, so an

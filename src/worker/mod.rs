@@ -78,8 +78,15 @@ impl Worker {
             let count = room.min(self.consumer.config().batch);
             let reclaiming = Instant::now() >= next_reclaim;
             let read = if reclaiming {
-                next_reclaim = Instant::now() + reclaim_every;
-                self.consumer.reclaim(count).await
+                self.consumer.reclaim(count).await.map(|(entries, more)| {
+                    // Keep scanning while the pending list has more; then wait a period.
+                    next_reclaim = if more {
+                        Instant::now()
+                    } else {
+                        Instant::now() + reclaim_every
+                    };
+                    entries
+                })
             } else {
                 tokio::select! {
                     read = self.consumer.read(count) => read,
