@@ -81,11 +81,7 @@ fn header<'a>(resp: &'a Response<Bytes>, name: &str) -> Option<&'a str> {
 }
 
 async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("test connects to redis")
+    common::redis::connect(redis).await
 }
 
 /// Every entry of the outbound stream: (entry id, fields).

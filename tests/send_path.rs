@@ -5,30 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use cmpp_gateway::simulator::{self, Behaviour, SimulatorConfig, SimulatorHandle};
+use cmpp_gateway::simulator::Behaviour;
 use common::gateway;
 use common::http_client::{get, post_json, request};
-use common::redis::RedisServer;
+use common::redis::{RedisServer, connect as redis_connect};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-
-async fn sim(behaviour: Behaviour) -> SimulatorHandle {
-    simulator::start(SimulatorConfig {
-        behaviour,
-        record_submits: true,
-        ..SimulatorConfig::default()
-    })
-    .await
-    .expect("simulator starts")
-}
-
-async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("test connects to redis")
-}
 
 /// Polls the message's state until it has `status`; returns the state.
 async fn wait_for_status(http: std::net::SocketAddr, id: &str, status: &str) -> Value {
@@ -57,7 +39,7 @@ async fn send(http: std::net::SocketAddr, body: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_send_is_submitted_with_its_msg_id() {
     let redis = RedisServer::start();
-    let sim = sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
 
     let answer = send(gw.http, json!({"to": "+8613800138000", "text": "hello"})).await;
@@ -84,7 +66,7 @@ async fn an_http_send_is_submitted_with_its_msg_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300_character_chinese_text_goes_out_as_5_segments() {
     let redis = RedisServer::start();
-    let sim = sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
 
     let text: String = "中国移动短信网关测试".chars().cycle().take(300).collect();
@@ -112,10 +94,10 @@ async fn a_300_character_chinese_text_goes_out_as_5_segments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_xadd_with_flat_fields_is_sent_too() {
     let redis = RedisServer::start();
-    let sim = sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
 
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = redis_connect(&redis).await;
     let entry: String = redis::cmd("XADD")
         .arg("cmpp:mt")
         .arg("*")
@@ -143,7 +125,7 @@ async fn a_direct_xadd_with_flat_fields_is_sent_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_id_is_enqueued_and_sent_once() {
     let redis = RedisServer::start();
-    let sim = sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
 
     let body = json!({"to": "13800138000", "text": "once", "id": "order-42"});
@@ -156,7 +138,7 @@ async fn a_repeated_id_is_enqueued_and_sent_once() {
     );
     assert_eq!(second.json(), first);
     wait_for_status(gw.http, "order-42", "submitted").await;
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = redis_connect(&redis).await;
     let len: u64 = redis::cmd("XLEN")
         .arg("cmpp:mt")
         .query_async(&mut conn)
@@ -170,7 +152,7 @@ async fn a_repeated_id_is_enqueued_and_sent_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_original_gateways_submit_route_works() {
     let redis = RedisServer::start();
-    let sim = sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
 
     let r = get(
@@ -206,10 +188,10 @@ async fn the_original_gateways_submit_route_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_stream_entry_is_dead_lettered_and_acknowledged() {
     let redis = RedisServer::start();
-    let sim = sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
 
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = redis_connect(&redis).await;
     let _: String = redis::cmd("XADD")
         .arg("cmpp:mt")
         .arg("*")
@@ -269,7 +251,7 @@ fn pending_count(v: &redis::Value) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_for_10_seconds_gives_503_then_recovers_without_restart() {
     let mut redis = RedisServer::start();
-    let sim = sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let gw = gateway::start(gateway::config(
         &sim,
         &redis.url(),
@@ -330,7 +312,7 @@ async fn redis_down_for_10_seconds_gives_503_then_recovers_without_restart() {
 async fn entries_left_pending_by_a_stopped_worker_are_reclaimed_by_another() {
     let redis = RedisServer::start();
     // The first gateway's submits are never answered while it runs.
-    let sim = sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         response_delay: Duration::from_secs(3600),
         ..Behaviour::default()
     })

@@ -3,14 +3,11 @@
 
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::rate;
-use super::redis_server::RedisServer;
-use crate::config::GatewayConfig;
-use crate::simulator::{self, SimulatorConfig};
+use super::rig::{Rig, RunningGateway};
+use crate::simulator::SimulatorConfig;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DrainRun {
@@ -23,37 +20,19 @@ pub struct DrainRun {
 
 /// Pre-fills the stream with `count` entries, then times the gateway draining all of them.
 pub async fn run(count: u64, window: usize) -> Result<DrainRun, String> {
-    let redis = RedisServer::try_start()?;
-    let sim = simulator::start(SimulatorConfig::default())
-        .await
-        .map_err(|e| format!("simulator: {e}"))?;
-    let config = serde_json::json!({
-        "user": "900001", "password": "888888", "sms_accessno": "1064899104221", "service_id": "BENCH",
-        "http_host": "127.0.0.1", "http_port": 0,
-        "cmpp_host": "127.0.0.1", "cmpp_port": sim.addr().port(),
-        "redis_url": redis.url(), "window": window, "registered_delivery": false,
-        "worker_batch": 256, "outbound_backlog_limit": 0,
-    });
-    let config = GatewayConfig::from_str_with_env("bench", &config.to_string(), &|_| None)
-        .map_err(|e| e.to_string())?;
-
-    let client = redis::Client::open(redis.url()).map_err(|e| e.to_string())?;
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| e.to_string())?;
+    let rig = Rig::start(SimulatorConfig::default()).await?;
+    let config = rig.config(serde_json::json!({
+        "window": window, "registered_delivery": false, "worker_batch": 256, "outbound_backlog_limit": 0,
+    }))?;
+    let mut conn = rig.redis_conn().await?;
     fill(&mut conn, count).await?;
 
-    let shutdown = CancellationToken::new();
-    let (tx, rx) = oneshot::channel();
     let started = Instant::now();
-    let gateway = tokio::spawn(crate::gateway::run(config, shutdown.clone(), Some(tx)));
-    rx.await.map_err(|_| "gateway did not start".to_owned())?;
+    let gateway = RunningGateway::start(config).await?;
     wait_drained(&mut conn, count).await?;
     let elapsed = started.elapsed();
-    shutdown.cancel();
-    let _ = gateway.await;
-    let counters = sim.shutdown().await;
+    gateway.stop().await?;
+    let counters = rig.sim.shutdown().await;
     Ok(DrainRun {
         messages: count,
         window,

@@ -4,12 +4,8 @@
 
 use std::process::Command;
 
-use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
-
-use super::redis_server::RedisServer;
-use crate::config::GatewayConfig;
-use crate::simulator::{self, SimulatorConfig};
+use super::rig::{Rig, RunningGateway};
+use crate::simulator::SimulatorConfig;
 
 const POST_SCRIPT: &str = r#"
 wrk.method = "POST"
@@ -30,22 +26,11 @@ pub struct IngestRun {
 
 pub async fn run(connections: &[usize], seconds: u64) -> Result<Vec<IngestRun>, String> {
     which_wrk()?;
-    let redis = RedisServer::try_start()?;
-    let sim = simulator::start(SimulatorConfig::default())
-        .await
-        .map_err(|e| format!("simulator: {e}"))?;
-    let config = serde_json::json!({
-        "user": "900001", "password": "888888", "sms_accessno": "1064899104221", "service_id": "BENCH",
-        "http_host": "127.0.0.1", "http_port": 0,
-        "cmpp_host": "127.0.0.1", "cmpp_port": sim.addr().port(),
-        "redis_url": redis.url(), "registered_delivery": false, "outbound_backlog_limit": 0,
-    });
-    let config = GatewayConfig::from_str_with_env("bench", &config.to_string(), &|_| None)
-        .map_err(|e| e.to_string())?;
-    let shutdown = CancellationToken::new();
-    let (tx, rx) = oneshot::channel();
-    let gateway = tokio::spawn(crate::gateway::run(config, shutdown.clone(), Some(tx)));
-    let addr = rx.await.map_err(|_| "gateway did not start".to_owned())?;
+    let rig = Rig::start(SimulatorConfig::default()).await?;
+    let config =
+        rig.config(serde_json::json!({"registered_delivery": false, "outbound_backlog_limit": 0}))?;
+    let gateway = RunningGateway::start(config).await?;
+    let addr = gateway.http;
 
     let script = std::env::temp_dir().join(format!("cmpp-gateway-post-{}.lua", std::process::id()));
     std::fs::write(&script, POST_SCRIPT).map_err(|e| e.to_string())?;
@@ -73,9 +58,8 @@ pub async fn run(connections: &[usize], seconds: u64) -> Result<Vec<IngestRun>, 
         runs.push(parse(c, seconds, &text)?);
     }
     let _ = std::fs::remove_file(&script);
-    shutdown.cancel();
-    let _ = gateway.await;
-    sim.shutdown().await;
+    gateway.stop().await?;
+    rig.sim.shutdown().await;
     Ok(runs)
 }
 

@@ -5,6 +5,7 @@ pub mod drain;
 pub mod ingest;
 pub mod link;
 pub mod redis_server;
+pub mod rig;
 
 use std::time::Duration;
 

@@ -4,26 +4,21 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cmpp_gateway::bench::rig;
 use cmpp_gateway::config::GatewayConfig;
-use cmpp_gateway::simulator::SimulatorHandle;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use cmpp_gateway::simulator::{self, Behaviour, SimulatorConfig, SimulatorHandle};
 
 pub struct RunningGateway {
     pub http: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), String>>,
+    inner: rig::RunningGateway,
 }
 
 impl RunningGateway {
     /// Graceful stop: the worker drains, the link closes with TERMINATE.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
+        tokio::time::timeout(Duration::from_secs(30), self.inner.stop())
             .await
             .expect("gateway stops within 30 s")
-            .expect("gateway task does not panic")
             .expect("gateway ends without error");
     }
 }
@@ -55,20 +50,23 @@ pub fn config(sim: &SimulatorHandle, redis_url: &str, extra: serde_json::Value) 
 }
 
 pub async fn start(config: GatewayConfig) -> RunningGateway {
-    let shutdown = CancellationToken::new();
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(cmpp_gateway::gateway::run(
-        config,
-        shutdown.clone(),
-        Some(tx),
-    ));
-    let http = tokio::time::timeout(Duration::from_secs(20), rx)
+    let inner = tokio::time::timeout(Duration::from_secs(20), rig::RunningGateway::start(config))
         .await
         .expect("gateway listens within 20 s")
-        .expect("gateway reports its address");
+        .expect("gateway starts");
     RunningGateway {
-        http,
-        shutdown,
-        task,
+        http: inner.http,
+        inner,
     }
+}
+
+/// A simulator on a free port that records every SUBMIT.
+pub async fn simulator(behaviour: Behaviour) -> SimulatorHandle {
+    simulator::start(SimulatorConfig {
+        behaviour,
+        record_submits: true,
+        ..SimulatorConfig::default()
+    })
+    .await
+    .expect("simulator starts")
 }
