@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
 use crate::http::{self, HttpState};
-use crate::session::{Inbound, Link, LinkParts};
+use crate::inbound::Receiver;
+use crate::session::{Link, LinkParts};
 use crate::store::{Consumer, Store, StoreError};
 use crate::worker::Worker;
 
@@ -59,7 +60,8 @@ pub async fn run(
         inbound,
         task: link_task,
     } = Link::spawn(config.link.clone(), None, link_shutdown.clone());
-    let inbound_task = tokio::spawn(refuse_inbound(inbound));
+    let receiver = Receiver::new(store.clone(), config.store.clone(), shutdown.clone());
+    let inbound_task = tokio::spawn(receiver.run(inbound));
     let worker = Worker::new(
         link.clone(),
         consumer,
@@ -95,15 +97,6 @@ pub async fn run(
     let _ = inbound_task.await;
     let _ = http_task.await;
     Ok(())
-}
-
-/// DELIVERs (reports, MO) are not stored yet: each is refused with Result 8, so the ISMG keeps
-/// it and delivers it again later; nothing is acknowledged that was not stored.
-async fn refuse_inbound(mut inbound: mpsc::Receiver<Inbound>) {
-    while let Some(Inbound { deliver, ack }) = inbound.recv().await {
-        tracing::debug!(msg_id = %deliver.msg_id, report = deliver.is_report(), "DELIVER refused: receive path not configured");
-        ack.refuse(8);
-    }
 }
 
 /// Calls `connect` until Redis answers; `None` if shutdown came first.

@@ -10,6 +10,7 @@
 //! - [`message`]: one outbound message: its flat stream-entry form, validation, its SUBMITs.
 //! - [`store`]: everything in Redis: streams, consumer group, message state, Msg_Id map.
 //! - [`worker`]: drains the outbound stream over the link and records what happened.
+//! - [`inbound`]: stores what the ISMG delivers: reports correlated, MO reassembled.
 //! - [`http`]: the warp ingress: send, state, link, health, and the original gateway's routes.
 //! - [`gateway`]: wires them together for `cmpp-gateway run`.
 //! - [`bench`]: the benchmark runs; [`cli`]: the binary's subcommands; [`secret`]: unprintable strings.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod inbound;
 pub mod message;
 pub mod protocol;
 pub mod secret;

@@ -1,5 +1,6 @@
 //! The send path end to end: HTTP or a direct XADD → the outbound stream → the worker → the link
-//! → the simulator, with a real redis-server and real TCP everywhere.
+//! → the simulator, with a real redis-server and real TCP everywhere. Reports are off here (see
+//! receive_reports.rs), so a sent message rests in `submitted`.
 
 mod common;
 
@@ -40,7 +41,12 @@ async fn send(http: std::net::SocketAddr, body: Value) -> Value {
 async fn an_http_send_is_submitted_with_its_msg_id() {
     let redis = RedisServer::start();
     let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
 
     let answer = send(gw.http, json!({"to": "+8613800138000", "text": "hello"})).await;
     let message = &answer["messages"][0];
@@ -67,7 +73,12 @@ async fn an_http_send_is_submitted_with_its_msg_id() {
 async fn a_300_character_chinese_text_goes_out_as_5_segments() {
     let redis = RedisServer::start();
     let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
 
     let text: String = "中国移动短信网关测试".chars().cycle().take(300).collect();
     let answer = send(gw.http, json!({"to": "13800138000", "text": text})).await;
@@ -95,7 +106,12 @@ async fn a_300_character_chinese_text_goes_out_as_5_segments() {
 async fn a_direct_xadd_with_flat_fields_is_sent_too() {
     let redis = RedisServer::start();
     let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
 
     let mut conn = redis_connect(&redis).await;
     let entry: String = redis::cmd("XADD")
@@ -126,7 +142,12 @@ async fn a_direct_xadd_with_flat_fields_is_sent_too() {
 async fn a_repeated_id_is_enqueued_and_sent_once() {
     let redis = RedisServer::start();
     let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
 
     let body = json!({"to": "13800138000", "text": "once", "id": "order-42"});
     let first = send(gw.http, body.clone()).await;
@@ -153,7 +174,12 @@ async fn a_repeated_id_is_enqueued_and_sent_once() {
 async fn the_original_gateways_submit_route_works() {
     let redis = RedisServer::start();
     let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
 
     let r = get(
         gw.http,
@@ -189,7 +215,12 @@ async fn the_original_gateways_submit_route_works() {
 async fn a_malformed_stream_entry_is_dead_lettered_and_acknowledged() {
     let redis = RedisServer::start();
     let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
 
     let mut conn = redis_connect(&redis).await;
     let _: String = redis::cmd("XADD")
@@ -255,7 +286,7 @@ async fn redis_down_for_10_seconds_gives_503_then_recovers_without_restart() {
     let gw = gateway::start(gateway::config(
         &sim,
         &redis.url(),
-        json!({"redis_timeout": "500ms"}),
+        json!({"redis_timeout": "500ms", "registered_delivery": false}),
     ))
     .await;
     send(gw.http, json!({"to": "13800138000", "text": "before"})).await;
@@ -320,7 +351,7 @@ async fn entries_left_pending_by_a_stopped_worker_are_reclaimed_by_another() {
     let first = gateway::start(gateway::config(
         &sim,
         &redis.url(),
-        json!({"consumer_name": "first", "close_timeout": "0s", "response_timeout": "60s"}),
+        json!({"registered_delivery": false, "consumer_name": "first", "close_timeout": "0s", "response_timeout": "60s"}),
     ))
     .await;
     let mut ids = Vec::new();
@@ -343,7 +374,7 @@ async fn entries_left_pending_by_a_stopped_worker_are_reclaimed_by_another() {
     let second = gateway::start(gateway::config(
         &sim,
         &redis.url(),
-        json!({"consumer_name": "second", "reclaim_idle": "1s"}),
+        json!({"registered_delivery": false, "consumer_name": "second", "reclaim_idle": "1s"}),
     ))
     .await;
     for id in &ids {

@@ -2,6 +2,7 @@
 //! They measure; they never assert: the numbers go to README with the command that made them.
 
 pub mod drain;
+pub mod full_loop;
 pub mod ingest;
 pub mod link;
 pub mod redis_server;

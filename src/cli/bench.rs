@@ -20,6 +20,24 @@ pub enum BenchTarget {
     Drain(DrainBenchArgs),
     /// HTTP sends per second with wrk against the whole running gateway.
     Ingest(IngestBenchArgs),
+    /// The full loop: outbound stream to final report, with enqueue-to-report latency; MO/s.
+    Loop(LoopBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoopBenchArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub count: u64,
+    /// MO messages to push through the MO stream afterwards.
+    #[arg(long, default_value_t = 20_000)]
+    pub mo: u64,
+    #[arg(long, default_value_t = 16)]
+    pub window: usize,
+    /// Pace the enqueue at this many messages per second (0 = all at once).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +120,27 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                         r.socket_errors
                     );
                 }
+            }
+            Ok(())
+        }
+        BenchTarget::Loop(a) => {
+            let r = bench::full_loop::run(a.count, a.mo, a.window, a.rate).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                println!(
+                    "loop W={:<3} rate {:>6} {:>8} messages in {:6.2} s = {:>8.0}/s to final report  enqueue->report p50 {} us  p99 {} us  |  MO {:>6} in {:5.2} s = {:>7.0}/s",
+                    a.window,
+                    a.rate,
+                    r.messages,
+                    r.seconds,
+                    r.messages_per_second,
+                    r.enqueue_to_report.p50_us,
+                    r.enqueue_to_report.p99_us,
+                    r.mo,
+                    r.mo_seconds,
+                    r.mo_per_second
+                );
             }
             Ok(())
         }

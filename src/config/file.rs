@@ -96,6 +96,8 @@ raw_config! {
     state_ttl: Duration,
     outbound_backlog_limit: u64,
     inbound_maxlen: u64,
+    report_match_wait: Duration,
+    mo_reassembly_timeout: Duration,
     worker_batch: u64,
     worker_block: Duration,
     reclaim_idle: Duration,
@@ -178,7 +180,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 51);
+        assert_eq!(KEYS.len(), 53);
     }
 
     #[test]

@@ -134,6 +134,11 @@ pub struct StoreConfig {
     pub outbound_backlog_limit: u64,
     /// Approximate MAXLEN of the inbound streams.
     pub inbound_maxlen: u64,
+    /// How long a report whose Msg_Id is not mapped yet (the SUBMIT_RESP race) is retried
+    /// before it is written with `unmatched=1`.
+    pub report_match_wait: Duration,
+    /// How long the parts of a long MO wait for the rest before it is written as partial.
+    pub mo_reassembly_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -621,6 +626,18 @@ impl Check<'_> {
                 1_000_000,
                 1,
                 u64::MAX,
+            )?,
+            report_match_wait: self.dur(
+                "report_match_wait",
+                raw.report_match_wait,
+                Duration::from_secs(10),
+                false,
+            )?,
+            mo_reassembly_timeout: self.dur(
+                "mo_reassembly_timeout",
+                raw.mo_reassembly_timeout,
+                Duration::from_secs(300),
+                true,
             )?,
         };
         let group = raw

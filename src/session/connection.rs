@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{CmppCodec, CodecError};
@@ -82,15 +82,32 @@ pub(crate) struct Connection<'a> {
     closing: Option<Instant>,
     /// TERMINATE sent: its Sequence_Id and how long to wait for TERMINATE_RESP.
     terminate: Option<(u32, Instant)>,
+    /// Frames that arrived in the same read as CONNECT_RESP (an ISMG with a backlog of DELIVERs
+    /// sends them at once), handled before anything else.
+    early: Vec<Result<Packet, CodecError>>,
 }
 
 impl<'a> Connection<'a> {
     pub(crate) fn new(shared: &'a mut Shared, transport: Transport) -> Self {
         let parts = transport.into_parts();
         let (read_half, writer) = parts.io.into_split();
-        let mut reader = FramedRead::new(read_half, parts.codec);
-        // Bytes that arrived behind CONNECT_RESP are already buffered.
-        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        // Bytes that arrived behind CONNECT_RESP are already buffered. A new FramedRead would only
+        // look at them after the socket gives it more, so decode the whole frames now.
+        let mut codec = parts.codec;
+        let mut leftover = parts.read_buf;
+        let mut early = Vec::new();
+        loop {
+            match codec.decode(&mut leftover) {
+                Ok(Some(packet)) => early.push(Ok(packet)),
+                Ok(None) => break,
+                Err(e) => {
+                    early.push(Err(e));
+                    break;
+                }
+            }
+        }
+        let mut reader = FramedRead::new(read_half, codec);
+        reader.read_buffer_mut().extend_from_slice(&leftover);
         Connection {
             shared,
             reader,
@@ -102,6 +119,7 @@ impl<'a> Connection<'a> {
             last_rx: Instant::now(),
             closing: None,
             terminate: None,
+            early,
         }
     }
 
@@ -113,6 +131,11 @@ impl<'a> Connection<'a> {
     }
 
     async fn serve(&mut self) -> DisconnectReason {
+        for frame in std::mem::take(&mut self.early) {
+            if let Err(reason) = self.on_one_frame(Some(frame)) {
+                return self.flush_then(reason).await;
+            }
+        }
         loop {
             let now = Instant::now();
             if let Err(reason) = self.on_timers(now) {

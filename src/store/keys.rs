@@ -32,6 +32,17 @@ impl Keys {
         format!("{}:mo", self.prefix)
     }
 
+    /// The parts of one long MO being reassembled (hash), by sender, SP number, UDH reference
+    /// and part count.
+    pub fn mo_set(&self, from: &str, to: &str, reference: u16, total: u8) -> String {
+        format!("{}:mo:set:{from}:{to}:{reference}:{total}", self.prefix)
+    }
+
+    /// Reassembly sets by first-seen time (sorted set), for the sweeper.
+    pub fn mo_pending(&self) -> String {
+        format!("{}:mo:pending", self.prefix)
+    }
+
     /// The state hash of one message.
     pub fn state(&self, message_id: &str) -> String {
         format!("{}:msg:{message_id}", self.prefix)
@@ -40,6 +51,16 @@ impl Keys {
     /// Msg_Id → (message, segment), for report correlation.
     pub fn msg_id(&self, msg_id: u64) -> String {
         format!("{}:msgid:{msg_id}", self.prefix)
+    }
+
+    /// Marks a DELIVER (by its own Msg_Id) as stored, so a redelivery is written once.
+    pub fn seen_deliver(&self, deliver_msg_id: u64) -> String {
+        format!("{}:seen:{deliver_msg_id}", self.prefix)
+    }
+
+    /// The prefix of state keys, for scripts that derive a state key from a message id.
+    pub fn state_prefix(&self) -> String {
+        format!("{}:msg:", self.prefix)
     }
 
     /// The first answer to a request carrying this idempotency id.

@@ -4,7 +4,9 @@
 
 mod consumer;
 mod keys;
+mod mo;
 mod outbound;
+mod reports;
 mod scripts;
 mod state;
 
@@ -14,7 +16,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use consumer::{Consumer, OutboundEntry, SegmentRecord, Submitted};
 pub use keys::Keys;
+pub use mo::{MoEntry, MoOutcome, MoSweep};
 pub use outbound::Enqueued;
+pub use reports::ReportOutcome;
 pub use state::{MessageState, MessageStatus, SegmentState};
 
 use crate::config::{RedisConfig, StoreConfig};

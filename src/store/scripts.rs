@@ -40,7 +40,7 @@ return {1, ARGV[2]}
 });
 
 /// The status ranks and the transition rule shared by the scripts below.
-const TRANSITION_FN: &str = r#"
+pub(crate) const TRANSITION_FN: &str = r#"
 local rank = {queued = 1, submitting = 2, submitted = 3, delivered = 4, failed = 4, dead = 4}
 local function transition(key, status, ttl, fields)
   local current = redis.call('HGET', key, 'status')

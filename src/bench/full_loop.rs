@@ -1,0 +1,183 @@
+//! `bench loop`: the full round trip, from the outbound stream to the message's final report in
+//! the reports stream (the simulator reports every message at once), with the latency of each
+//! message from enqueue to its report; and MO per second into the MO stream.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::rig::{Rig, RunningGateway};
+use super::{Latency, rate};
+use crate::simulator::{MoRequest, SimulatorConfig};
+use crate::store::now_ms;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoopRun {
+    pub messages: u64,
+    /// Enqueue pace in messages/s; 0 = all at once.
+    pub enqueue_rate: u64,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+    /// Enqueue (`ts`) to the final report's `received_at`, in microseconds.
+    pub enqueue_to_report: Latency,
+    pub mo: u64,
+    pub mo_seconds: f64,
+    pub mo_per_second: f64,
+}
+
+/// `rate` > 0 paces the enqueue (messages per second) so the latency shows the pipeline, not
+/// the queue; 0 enqueues everything at once, for throughput.
+pub async fn run(count: u64, mo: u64, window: usize, rate_limit: u64) -> Result<LoopRun, String> {
+    let rig = Rig::start(SimulatorConfig::default()).await?;
+    let config = rig.config(serde_json::json!({
+        "window": window, "worker_batch": 256, "outbound_backlog_limit": 0,
+    }))?;
+    let mut conn = rig.redis_conn().await?;
+    let gateway = RunningGateway::start(config).await?;
+
+    // Messages enqueue as fast as Redis takes them, with their enqueue time.
+    let started = Instant::now();
+    let mut queued_at = HashMap::with_capacity(count as usize);
+    let mut added = 0;
+    let tick = Duration::from_millis(10);
+    let per_tick = if rate_limit > 0 {
+        (rate_limit / 100).max(1)
+    } else {
+        1_000
+    };
+    while added < count {
+        let chunk = (count - added).min(per_tick);
+        if rate_limit > 0 {
+            tokio::time::sleep_until(started + tick * (added / per_tick) as u32).await;
+        }
+        let mut pipe = redis::pipe();
+        let ts = now_ms();
+        for i in added..added + chunk {
+            let id = format!("loop-{i}");
+            pipe.cmd("XADD")
+                .arg("cmpp:mt")
+                .arg("*")
+                .arg(
+                    &[
+                        "id",
+                        &id,
+                        "to",
+                        "13800138000",
+                        "text",
+                        "full loop",
+                        "ts",
+                        &ts.to_string(),
+                    ][..],
+                )
+                .ignore();
+            queued_at.insert(id, ts);
+        }
+        let () = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        added += chunk;
+    }
+    let finals = wait_for_finals(&mut conn, count).await?;
+    let elapsed = started.elapsed();
+    let latencies = finals
+        .iter()
+        .filter_map(|(id, received)| {
+            queued_at
+                .get(id)
+                .map(|q| received.saturating_sub(*q) * 1_000)
+        })
+        .collect();
+
+    let mo_started = Instant::now();
+    for i in 0..mo {
+        rig.sim.send_mo(MoRequest {
+            from: format!("139{i:08}"),
+            to: "1064899104221".into(),
+            text: "上行短信".into(),
+            ..MoRequest::default()
+        })?;
+    }
+    wait_for_len(&mut conn, "cmpp:mo", mo).await?;
+    let mo_elapsed = mo_started.elapsed();
+    gateway.stop().await?;
+    Ok(LoopRun {
+        messages: count,
+        enqueue_rate: rate_limit,
+        seconds: elapsed.as_secs_f64(),
+        messages_per_second: rate(count, elapsed),
+        enqueue_to_report: Latency::from_micros(latencies),
+        mo,
+        mo_seconds: mo_elapsed.as_secs_f64(),
+        mo_per_second: rate(mo, mo_elapsed),
+    })
+}
+
+/// Reads the reports stream until `count` entries carry a final status; returns id → received_at.
+async fn wait_for_finals(
+    conn: &mut redis::aio::MultiplexedConnection,
+    count: u64,
+) -> Result<Vec<(String, u64)>, String> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut cursor = "0-0".to_owned();
+    let mut finals = Vec::with_capacity(count as usize);
+    while (finals.len() as u64) < count {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg("cmpp:reports")
+            .arg(format!("({cursor}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if entries.is_empty() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} of {count} final reports after 10 minutes",
+                    finals.len()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        for (entry_id, fields) in entries {
+            cursor = entry_id;
+            let get = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            if let (Some(_), Some(id), Some(received)) =
+                (get("status"), get("id"), get("received_at"))
+            {
+                finals.push((id, received.parse().unwrap_or(0)));
+            }
+        }
+    }
+    Ok(finals)
+}
+
+async fn wait_for_len(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    n: u64,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let len: u64 = redis::cmd("XLEN")
+            .arg(stream)
+            .query_async(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if len >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{len} of {n} entries in {stream} after 10 minutes"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

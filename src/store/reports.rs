@@ -1,0 +1,158 @@
+//! Status reports into the reports stream, correlated to our message through the Msg_Id map,
+//! with the message's state brought up to date in the same atomic step.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::scripts::TRANSITION_FN;
+use super::{Store, StoreError};
+use crate::protocol::{Deliver, StatusReport};
+
+/// What happened to one report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// Written to the reports stream (correlated, or flagged `unmatched=1` when allowed).
+    Written,
+    /// This DELIVER was stored before (an ISMG redelivery): nothing written again.
+    Duplicate,
+    /// Written flagged `unmatched=1`: its Msg_Id maps to no message.
+    WrittenUnmatched,
+    /// Its Msg_Id is not mapped (yet) and unmatched reports are not allowed in this call.
+    NotMatched,
+}
+
+/// KEYS[1] reports stream, KEYS[2] seen-marker of the DELIVER, KEYS[3] Msg_Id map key or "".
+/// ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] "1" to write unmatched, ARGV[4] state
+/// key prefix, ARGV[5] Stat, ARGV[6] now (ms), then the entry's own field/value pairs.
+/// The Msg_Id map value is MessagePack of `Submitted` as an array: id, segment, segments, to.
+static REPORT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{TRANSITION_FN}
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
+local mapped = false
+if KEYS[3] ~= '' then mapped = redis.call('GET', KEYS[3]) end
+if not mapped and ARGV[3] ~= '1' then return 'unmatched' end
+local fields = {{unpack(ARGV, 7)}}
+local stat, now = ARGV[5], ARGV[6]
+if mapped then
+  local rec = cmsgpack.unpack(mapped)
+  local id, seg, segs, to = rec[1], rec[2], rec[3], rec[4]
+  local state = ARGV[4] .. id
+  for _, v in ipairs({{'id', id, 'to', to, 'segment', tostring(seg), 'segments', tostring(segs)}}) do
+    fields[#fields + 1] = v
+  end
+  -- ACCEPTD is intermediate: it is reported but decides nothing.
+  if stat ~= 'ACCEPTD' and redis.call('EXISTS', state) == 1 then
+    redis.call('HSET', state, 's' .. seg .. '_stat', stat, 's' .. seg .. '_reported_at', now, 'updated_at', now)
+    local complete, failed_stat = true, false
+    for i = 1, segs do
+      local s = redis.call('HGET', state, 's' .. i .. '_stat')
+      if not s then complete = false break end
+      if s ~= 'DELIVRD' and not failed_stat then failed_stat = s end
+    end
+    if complete then
+      local final = failed_stat and 'failed' or 'delivered'
+      local change = {{'final_at', now}}
+      if failed_stat then change = {{'final_at', now, 'error', 'Stat ' .. failed_stat}} end
+      transition(state, final, ARGV[1], change)
+      fields[#fields + 1] = 'status'
+      fields[#fields + 1] = final
+    end
+  end
+else
+  fields[#fields + 1] = 'unmatched'
+  fields[#fields + 1] = '1'
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+if mapped then return 'written' end
+return 'written_unmatched'
+"#
+    ))
+});
+
+impl Store {
+    /// Writes one status report. `allow_unmatched` decides what happens when its Msg_Id is not
+    /// mapped: write it flagged `unmatched=1`, or return [`ReportOutcome::NotMatched`] so the
+    /// caller can wait for the SUBMIT_RESP bookkeeping and try again.
+    pub async fn record_report(
+        &self,
+        deliver: &Deliver,
+        report: &StatusReport,
+        received_at: u64,
+        allow_unmatched: bool,
+    ) -> Result<ReportOutcome, StoreError> {
+        let entry = [
+            ("msg_id", report.msg_id.to_string()),
+            ("stat", report.stat.clone()),
+            ("submit_time", report.submit_time.clone()),
+            ("done_time", report.done_time.clone()),
+            ("dest", report.dest_terminal_id.clone()),
+            ("received_at", received_at.to_string()),
+            ("deliver_msg_id", deliver.msg_id.to_string()),
+        ];
+        self.report_script(
+            deliver,
+            &self.keys.msg_id(report.msg_id.0),
+            &report.stat,
+            received_at,
+            allow_unmatched,
+            &entry,
+        )
+        .await
+    }
+
+    /// A report whose body is neither 71 nor 60 bytes: kept raw and flagged, never dropped.
+    pub async fn record_malformed_report(
+        &self,
+        deliver: &Deliver,
+        reason: &str,
+        received_at: u64,
+    ) -> Result<ReportOutcome, StoreError> {
+        let entry = [
+            ("malformed", "1".to_owned()),
+            ("reason", reason.to_owned()),
+            ("content_hex", hex::encode(&deliver.msg_content)),
+            ("dest", deliver.src_terminal_id.clone()),
+            ("received_at", received_at.to_string()),
+            ("deliver_msg_id", deliver.msg_id.to_string()),
+        ];
+        self.report_script(deliver, "", "", received_at, true, &entry)
+            .await
+    }
+
+    async fn report_script(
+        &self,
+        deliver: &Deliver,
+        msg_id_key: &str,
+        stat: &str,
+        now: u64,
+        allow_unmatched: bool,
+        entry: &[(&str, String)],
+    ) -> Result<ReportOutcome, StoreError> {
+        let mut invocation = REPORT.key(self.keys.reports());
+        invocation
+            .key(self.keys.seen_deliver(deliver.msg_id.0))
+            .key(msg_id_key)
+            .arg(self.ttl_ms())
+            .arg(self.config.inbound_maxlen)
+            .arg(if allow_unmatched { "1" } else { "0" })
+            .arg(self.keys.state_prefix())
+            .arg(stat)
+            .arg(now);
+        for (k, v) in entry {
+            invocation.arg(*k).arg(v);
+        }
+        let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
+        match outcome.as_str() {
+            "written" => Ok(ReportOutcome::Written),
+            "written_unmatched" => Ok(ReportOutcome::WrittenUnmatched),
+            "duplicate" => Ok(ReportOutcome::Duplicate),
+            "unmatched" => Ok(ReportOutcome::NotMatched),
+            other => Err(StoreError::Unexpected(format!(
+                "report script answered {other:?}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Status reports end to end: HTTP send → SUBMIT → the simulator's report → the reports stream,
+//! correlated to our message id, and the message's final state.
+
+mod common;
+
+use std::time::Duration;
+
+use cmpp_gateway::simulator::{Behaviour, ReportRequest};
+use common::gateway;
+use common::http_client::{get, post_json};
+use common::redis::{RedisServer, connect};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+type Entry = (String, Vec<(String, String)>);
+
+fn field<'a>(entry: &'a Entry, name: &str) -> Option<&'a str> {
+    entry
+        .1
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn reports(redis: &RedisServer) -> Vec<Entry> {
+    redis::cmd("XRANGE")
+        .arg("cmpp:reports")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut connect(redis).await)
+        .await
+        .unwrap()
+}
+
+/// Waits until the reports stream holds `n` entries for message `id`.
+async fn wait_reports(redis: &RedisServer, id: &str, n: usize) -> Vec<Entry> {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mine: Vec<Entry> = reports(redis)
+            .await
+            .into_iter()
+            .filter(|e| field(e, "id") == Some(id))
+            .collect();
+        if mine.len() >= n {
+            assert_eq!(mine.len(), n, "more report entries than segments for {id}");
+            return mine;
+        }
+        assert!(
+            Instant::now() < until,
+            "{} of {n} reports for {id} after 20 s",
+            mine.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn state(http: std::net::SocketAddr, id: &str) -> Value {
+    get(http, &format!("/v1/messages/{id}")).await.json()
+}
+
+async fn send(http: std::net::SocketAddr, text: &str) -> String {
+    let r = post_json(
+        http,
+        "/v1/messages",
+        &json!({"to": "13800138000", "text": text}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.json()["messages"][0]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_reaches_the_stream_with_our_id_and_the_state_becomes_delivered() {
+    let redis = RedisServer::start();
+    let sim = gateway::simulator(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let id = send(gw.http, "hello").await;
+    let entries = wait_reports(&redis, &id, 1).await;
+    let e = &entries[0];
+    assert_eq!(field(e, "stat"), Some("DELIVRD"));
+    assert_eq!(field(e, "to"), Some("13800138000"));
+    assert_eq!(
+        (field(e, "segment"), field(e, "segments")),
+        (Some("1"), Some("1"))
+    );
+    assert_eq!(field(e, "status"), Some("delivered"));
+    for name in ["msg_id", "submit_time", "done_time", "received_at"] {
+        assert!(
+            field(e, name).is_some_and(|v| !v.is_empty()),
+            "{name} missing in {e:?}"
+        );
+    }
+    let s = state(gw.http, &id).await;
+    assert_eq!(s["status"], "delivered", "{s}");
+    assert_eq!(s["segments"][0]["msg_id"].as_str(), field(e, "msg_id"));
+    assert_eq!(s["segments"][0]["stat"], "DELIVRD");
+    // Acknowledged only after the write: the simulator saw the DELIVER_RESP.
+    let until = Instant::now() + Duration::from_secs(5);
+    while sim.counters().reports_acked < 1 {
+        assert!(Instant::now() < until, "report never acknowledged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_segments_give_five_reports_and_one_final_status() {
+    let redis = RedisServer::start();
+    let sim = gateway::simulator(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let text: String = "长短信状态报告测试".chars().cycle().take(300).collect();
+    let id = send(gw.http, &text).await;
+    let entries = wait_reports(&redis, &id, 5).await;
+    let mut segments: Vec<&str> = entries.iter().filter_map(|e| field(e, "segment")).collect();
+    segments.sort_unstable();
+    assert_eq!(segments, ["1", "2", "3", "4", "5"]);
+    let finals: Vec<_> = entries.iter().filter_map(|e| field(e, "status")).collect();
+    assert_eq!(
+        finals,
+        ["delivered"],
+        "exactly one entry carries the final status"
+    );
+    assert_eq!(
+        field(entries.last().unwrap(), "status"),
+        Some("delivered"),
+        "on the last report"
+    );
+    assert_eq!(state(gw.http, &id).await["status"], "delivered");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_stat_values_give_failed_with_the_stat() {
+    let redis = RedisServer::start();
+    let sim = gateway::simulator(Behaviour {
+        stat_mix: vec![("DELIVRD".into(), 1), ("UNDELIV".into(), 1)],
+        ..Behaviour::default()
+    })
+    .await;
+    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+
+    let mut saw_failed = false;
+    for round in 0..8 {
+        let text: String = "状态".chars().cycle().take(200).collect();
+        let id = send(gw.http, &format!("{round}{text}")).await;
+        let entries = wait_reports(&redis, &id, 3).await;
+        let stats: Vec<&str> = entries.iter().filter_map(|e| field(e, "stat")).collect();
+        let s = state(gw.http, &id).await;
+        if stats.iter().all(|st| *st == "DELIVRD") {
+            assert_eq!(s["status"], "delivered", "all DELIVRD: {s}");
+        } else {
+            assert_eq!(s["status"], "failed", "stats {stats:?}: {s}");
+            assert_eq!(s["error"], "Stat UNDELIV");
+            saw_failed = true;
+        }
+    }
+    assert!(
+        saw_failed,
+        "8 messages of 3 segments at 50 % UNDELIV never failed"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
+    let redis = RedisServer::start();
+    let sim = gateway::simulator(Behaviour {
+        // Reports only when asked below.
+        report_delay: Duration::from_secs(3600),
+        ..Behaviour::default()
+    })
+    .await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"report_match_wait": "300ms"}),
+    ))
+    .await;
+
+    sim.send_report(ReportRequest {
+        sp_id: None,
+        msg_id: 42,
+        destination: "13800138000".into(),
+        stat: Some("DELIVRD".into()),
+        src_id: "1064899104221".into(),
+        service_id: "JSASXW".into(),
+    })
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let unmatched = loop {
+        if let Some(e) = reports(&redis)
+            .await
+            .into_iter()
+            .find(|e| field(e, "msg_id") == Some("42"))
+        {
+            break e;
+        }
+        assert!(
+            Instant::now() < until,
+            "the unmatched report was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(field(&unmatched, "unmatched"), Some("1"));
+    assert_eq!(field(&unmatched, "id"), None);
+
+    let id = send(gw.http, "intermediate").await;
+    let until = Instant::now() + Duration::from_secs(10);
+    let msg_id: u64 = loop {
+        let s = state(gw.http, &id).await;
+        if let Some(m) = s["segments"][0]["msg_id"].as_str() {
+            break m.parse().unwrap();
+        }
+        assert!(Instant::now() < until, "never submitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let report = |stat: &str| ReportRequest {
+        sp_id: None,
+        msg_id,
+        destination: "13800138000".into(),
+        stat: Some(stat.into()),
+        src_id: "1064899104221".into(),
+        service_id: "JSASXW".into(),
+    };
+    sim.send_report(report("ACCEPTD")).unwrap();
+    let entries = wait_reports(&redis, &id, 1).await;
+    assert_eq!(field(&entries[0], "stat"), Some("ACCEPTD"));
+    assert_eq!(field(&entries[0], "status"), None, "ACCEPTD is not final");
+    assert_eq!(state(gw.http, &id).await["status"], "submitted");
+    sim.send_report(report("DELIVRD")).unwrap();
+    let entries = wait_reports(&redis, &id, 2).await;
+    assert_eq!(field(&entries[1], "status"), Some("delivered"));
+    assert_eq!(state(gw.http, &id).await["status"], "delivered");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_report_is_written_once() {
+    use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
+    use cmpp_gateway::store::{ReportOutcome, Store};
+
+    let redis = RedisServer::start();
+    let sim = gateway::simulator(Behaviour::default()).await;
+    let config = gateway::config(&sim, &redis.url(), json!({}));
+    let store = Store::connect(&config.redis, config.store.clone())
+        .await
+        .unwrap();
+    let report = StatusReport {
+        msg_id: MsgId(7),
+        stat: "DELIVRD".into(),
+        dest_terminal_id: "13800138000".into(),
+        ..StatusReport::default()
+    };
+    let deliver = Deliver {
+        msg_id: MsgId(1001),
+        ..Deliver::default()
+    }
+    .with_report(&report, ReportLayout::Spec71)
+    .unwrap();
+    assert_eq!(
+        store
+            .record_report(&deliver, &report, 1, true)
+            .await
+            .unwrap(),
+        ReportOutcome::WrittenUnmatched
+    );
+    assert_eq!(
+        store
+            .record_report(&deliver, &report, 2, true)
+            .await
+            .unwrap(),
+        ReportOutcome::Duplicate
+    );
+    assert_eq!(
+        reports(&redis).await.len(),
+        1,
+        "two deliveries of one DELIVER, one entry"
+    );
+}
