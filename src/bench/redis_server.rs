@@ -53,9 +53,31 @@ impl RedisServer {
 
     /// Kills the server (SIGKILL, like a crash) and waits until it is gone.
     pub fn stop(&mut self) {
+        self.resume();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing is answered, like a
+    /// Redis that hangs or a network that drops everything. Data is kept.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT); commands sent meanwhile are then executed.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(sig)
+                .arg(child.id().to_string())
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "kill {sig} redis-server");
         }
     }
 
