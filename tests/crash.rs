@@ -150,6 +150,8 @@ async fn a_sigkilled_gateway_loses_nothing_and_duplicates_stay_bounded() {
         duplicates <= 2 * WINDOW,
         "{received} submits for {MESSAGES} messages: {duplicates} duplicates (window {WINDOW})"
     );
-    eprintln!("killed after {sent_by_first} submits; {received} submits in all for {MESSAGES} messages: {duplicates} duplicates");
+    eprintln!(
+        "killed after {sent_by_first} submits; {received} submits in all for {MESSAGES} messages: {duplicates} duplicates"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
