@@ -60,7 +60,17 @@ pub async fn run(
         inbound,
         task: link_task,
     } = Link::spawn(config.link.clone(), None, link_shutdown.clone());
-    let receiver = Receiver::new(store.clone(), config.store.clone(), shutdown.clone());
+    // The receive path gets a connection of its own: each DELIVER the ISMG sends waits for its
+    // write, and the ISMG allows only a window of them unanswered, so report writes must not
+    // queue behind the worker's batches on a shared connection.
+    let Some(inbound_store) = retry_redis(&shutdown, || {
+        Store::connect(&config.redis, config.store.clone())
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let receiver = Receiver::new(inbound_store, config.store.clone(), shutdown.clone());
     let inbound_task = tokio::spawn(receiver.run(inbound));
     let worker = Worker::new(
         link.clone(),

@@ -1,5 +1,8 @@
 //! The ISMG drops the connection every few thousand PDUs during a 20 000-message run: no message
-//! is lost, none is stuck, and every report correlates to its message.
+//! is lost, none is stuck, and every report of a Msg_Id the gateway received correlates to its
+//! message. A drop can swallow SUBMIT_RESPs the ISMG already sent; those segments go out again,
+//! and the reports of the lost copies carry Msg_Ids no one ever saw: they are written unmatched,
+//! and there can be no more of them than resent submits.
 
 mod common;
 

@@ -114,36 +114,31 @@ pub async fn run(count: u64, mo: u64, window: usize, rate_limit: u64) -> Result<
     })
 }
 
-/// Reads the reports stream until `count` entries carry a final status; returns id → received_at.
+/// Waits until the reports stream holds `count` entries (one-segment messages: each report is
+/// final), polling only its length so the measurement does not load Redis, then reads them once;
+/// returns id → received_at of the entries that carry a final status.
 async fn wait_for_finals(
     conn: &mut redis::aio::MultiplexedConnection,
     count: u64,
 ) -> Result<Vec<(String, u64)>, String> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut cursor = "0-0".to_owned();
+    wait_for_len(conn, "cmpp:reports", count).await?;
+    let mut cursor = "-".to_owned();
     let mut finals = Vec::with_capacity(count as usize);
-    while (finals.len() as u64) < count {
+    loop {
         let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
             .arg("cmpp:reports")
-            .arg(format!("({cursor}"))
+            .arg(&cursor)
             .arg("+")
             .arg("COUNT")
             .arg(10_000)
             .query_async(conn)
             .await
             .map_err(|e| e.to_string())?;
-        if entries.is_empty() {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{} of {count} final reports after 10 minutes",
-                    finals.len()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        }
-        for (entry_id, fields) in entries {
-            cursor = entry_id;
+        let Some((last, _)) = entries.last() else {
+            break;
+        };
+        cursor = format!("({last}");
+        for (_, fields) in &entries {
             let get = |name: &str| {
                 fields
                     .iter()
@@ -178,6 +173,6 @@ async fn wait_for_len(
         if Instant::now() > deadline {
             return Err(format!("{len} of {n} entries in {stream} after 10 minutes"));
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
