@@ -100,11 +100,16 @@ async fn twenty_thousand_messages_through_a_link_that_keeps_dropping() {
         .iter()
         .filter(|e| field(e, "unmatched").is_some())
         .count();
-    assert_eq!(
-        unmatched,
-        0,
-        "{unmatched} of {} reports did not correlate",
+    let resent = c.submits_received as usize - MESSAGES;
+    assert!(
+        unmatched <= resent,
+        "{unmatched} of {} reports did not correlate, but only {resent} submits were sent twice",
         reports.len()
+    );
+    assert_eq!(
+        reports.len(),
+        MESSAGES + unmatched,
+        "one report per message plus the lost copies' reports"
     );
     let finals: HashSet<String> = reports
         .iter()

@@ -94,7 +94,9 @@ impl Worker {
                 }
             };
             match read {
-                Ok(entries) => self.dispatch(entries, &acker, &tasks).await,
+                // Entries read with ">" were never given to any consumer: nothing can have sent
+                // them yet. Only reclaimed ones need their state looked at first.
+                Ok(entries) => self.dispatch(entries, !reclaiming, &acker, &tasks).await,
                 Err(e) if e.is_missing_group() => {
                     tracing::warn!(
                         "the consumer group is gone (Redis restarted empty?); creating it again"
@@ -147,7 +149,13 @@ impl Worker {
 
     /// Parses a batch, dead-letters what cannot be sent, skips what was already sent, and starts
     /// one task per remaining message.
-    async fn dispatch(&self, entries: Vec<OutboundEntry>, acker: &Acker, tasks: &TaskTracker) {
+    async fn dispatch(
+        &self,
+        entries: Vec<OutboundEntry>,
+        fresh: bool,
+        acker: &Acker,
+        tasks: &TaskTracker,
+    ) {
         let mut ready = Vec::with_capacity(entries.len());
         for entry in entries {
             match self.prepare(&entry) {
@@ -165,7 +173,7 @@ impl Worker {
             .map(|(e, m, s)| (m.id.as_str(), m.to.as_str(), e.stream_id.as_str(), s.len()))
             .collect();
         let before = loop {
-            match self.consumer.begin(&begin).await {
+            match self.consumer.begin(&begin, fresh).await {
                 Ok(before) => break before,
                 Err(e) if !self.shutdown.is_cancelled() => {
                     self.redis_trouble("marking messages submitting", &e).await
