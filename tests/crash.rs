@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -11,6 +10,7 @@ use std::time::Duration;
 use cmpp_gateway::simulator::{Behaviour, SimulatorHandle};
 use common::gateway;
 use common::redis::{RedisServer, connect};
+use common::streams;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -62,26 +62,7 @@ async fn a_sigkilled_gateway_loses_nothing_and_duplicates_stay_bounded() {
     std::fs::create_dir_all(&dir).unwrap();
 
     let mut conn = connect(&redis).await;
-    for chunk in 0..MESSAGES / 500 {
-        let mut pipe = redis::pipe();
-        for i in chunk * 500..(chunk + 1) * 500 {
-            pipe.cmd("XADD")
-                .arg("cmpp:mt")
-                .arg("*")
-                .arg(
-                    &[
-                        "id",
-                        &format!("crash-{i}"),
-                        "to",
-                        "13800138000",
-                        "text",
-                        &format!("crash {i}"),
-                    ][..],
-                )
-                .ignore();
-        }
-        let () = pipe.query_async(&mut conn).await.unwrap();
-    }
+    streams::fill(&mut conn, "crash", MESSAGES).await;
 
     let first = spawn_gateway(&dir, &sim, &redis, "first");
     // Kill it mid-stream: some messages sent, some in flight, most still waiting.
@@ -98,50 +79,8 @@ async fn a_sigkilled_gateway_loses_nothing_and_duplicates_stay_bounded() {
     );
 
     let _second = spawn_gateway(&dir, &sim, &redis, "second");
-    let until = Instant::now() + Duration::from_secs(120);
-    let statuses = loop {
-        let mut pipe = redis::pipe();
-        for i in 0..MESSAGES {
-            pipe.cmd("HGET")
-                .arg(format!("cmpp:msg:crash-{i}"))
-                .arg("status");
-        }
-        let statuses: Vec<Option<String>> = pipe.query_async(&mut conn).await.unwrap();
-        let finished = statuses
-            .iter()
-            .filter(|s| s.as_deref() == Some("delivered"))
-            .count();
-        if finished == MESSAGES {
-            break statuses;
-        }
-        let mut by_status: HashMap<String, usize> = HashMap::new();
-        for s in &statuses {
-            *by_status
-                .entry(s.clone().unwrap_or_else(|| "none".into()))
-                .or_default() += 1;
-        }
-        assert!(
-            Instant::now() < until,
-            "after 120 s: {by_status:?} of {MESSAGES}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(statuses.len(), MESSAGES);
-
-    let pending: redis::Value = redis::cmd("XPENDING")
-        .arg("cmpp:mt")
-        .arg("gateway")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let redis::Value::Array(summary) = pending else {
-        panic!("XPENDING summary")
-    };
-    assert_eq!(
-        summary.first(),
-        Some(&redis::Value::Int(0)),
-        "nothing left pending"
-    );
+    streams::wait_all_delivered(&mut conn, "crash", MESSAGES, Duration::from_secs(120)).await;
+    assert_eq!(streams::pending(&mut conn).await, 0, "nothing left pending");
     let received = sim.counters().submits_received as usize;
     let duplicates = received - MESSAGES;
     // In flight at the kill: up to a window of submits unanswered, plus the few answered whose

@@ -12,8 +12,8 @@ use std::time::Duration;
 use cmpp_gateway::simulator::Behaviour;
 use common::gateway;
 use common::redis::{RedisServer, connect};
+use common::streams;
 use serde_json::json;
-use tokio::time::Instant;
 
 const MESSAGES: usize = 20_000;
 
@@ -34,50 +34,8 @@ async fn twenty_thousand_messages_through_a_link_that_keeps_dropping() {
     .await;
 
     let mut conn = connect(&redis).await;
-    for chunk in 0..MESSAGES / 1_000 {
-        let mut pipe = redis::pipe();
-        for i in chunk * 1_000..(chunk + 1) * 1_000 {
-            pipe.cmd("XADD")
-                .arg("cmpp:mt")
-                .arg("*")
-                .arg(
-                    &[
-                        "id",
-                        &format!("chaos-{i}"),
-                        "to",
-                        "13800138000",
-                        "text",
-                        "chaos",
-                    ][..],
-                )
-                .ignore();
-        }
-        let () = pipe.query_async(&mut conn).await.unwrap();
-    }
-
-    let until = Instant::now() + Duration::from_secs(240);
-    loop {
-        let mut pipe = redis::pipe();
-        for i in 0..MESSAGES {
-            pipe.cmd("HGET")
-                .arg(format!("cmpp:msg:chaos-{i}"))
-                .arg("status");
-        }
-        let statuses: Vec<Option<String>> = pipe.query_async(&mut conn).await.unwrap();
-        let delivered = statuses
-            .iter()
-            .filter(|s| s.as_deref() == Some("delivered"))
-            .count();
-        if delivered == MESSAGES {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "after 240 s only {delivered} of {MESSAGES} delivered ({} disconnects so far)",
-            sim.counters().disconnects_injected
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    streams::fill(&mut conn, "chaos", MESSAGES).await;
+    streams::wait_all_delivered(&mut conn, "chaos", MESSAGES, Duration::from_secs(240)).await;
 
     let c = sim.counters();
     assert!(
@@ -122,18 +80,9 @@ async fn twenty_thousand_messages_through_a_link_that_keeps_dropping() {
         "final reports for {} of {MESSAGES} messages",
         finals.len()
     );
-    let pending: redis::Value = redis::cmd("XPENDING")
-        .arg("cmpp:mt")
-        .arg("gateway")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let redis::Value::Array(summary) = pending else {
-        panic!("XPENDING summary")
-    };
     assert_eq!(
-        summary.first(),
-        Some(&redis::Value::Int(0)),
+        streams::pending(&mut conn).await,
+        0,
         "nothing stuck pending"
     );
     eprintln!(

@@ -4,3 +4,4 @@
 pub mod gateway;
 pub mod http_client;
 pub mod redis;
+pub mod streams;

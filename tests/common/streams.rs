@@ -1,0 +1,81 @@
+//! Stream and state checks shared by the end-to-end proofs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::time::Instant;
+
+/// XADDs `count` one-segment messages with ids `{prefix}-{i}`, pipelined.
+pub async fn fill(conn: &mut MultiplexedConnection, prefix: &str, count: usize) {
+    for start in (0..count).step_by(1_000) {
+        let mut pipe = redis::pipe();
+        for i in start..(start + 1_000).min(count) {
+            pipe.cmd("XADD")
+                .arg("cmpp:mt")
+                .arg("*")
+                .arg(
+                    &[
+                        "id",
+                        &format!("{prefix}-{i}"),
+                        "to",
+                        "13800138000",
+                        "text",
+                        &format!("{prefix} {i}"),
+                    ][..],
+                )
+                .ignore();
+        }
+        let () = pipe.query_async(conn).await.expect("XADD batch");
+    }
+}
+
+/// Waits until every message `{prefix}-{i}` is `delivered`; the failure message counts states.
+pub async fn wait_all_delivered(
+    conn: &mut MultiplexedConnection,
+    prefix: &str,
+    count: usize,
+    limit: Duration,
+) {
+    let until = Instant::now() + limit;
+    loop {
+        let mut pipe = redis::pipe();
+        for i in 0..count {
+            pipe.cmd("HGET")
+                .arg(format!("cmpp:msg:{prefix}-{i}"))
+                .arg("status");
+        }
+        let statuses: Vec<Option<String>> = pipe.query_async(conn).await.expect("HGET batch");
+        let mut by_status: HashMap<String, usize> = HashMap::new();
+        for s in statuses {
+            *by_status
+                .entry(s.unwrap_or_else(|| "none".into()))
+                .or_default() += 1;
+        }
+        if by_status.get("delivered") == Some(&count) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "after {limit:?}: {by_status:?} of {count} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Entries the consumer group read and never acknowledged.
+pub async fn pending(conn: &mut MultiplexedConnection) -> i64 {
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg("cmpp:mt")
+        .arg("gateway")
+        .query_async(conn)
+        .await
+        .expect("XPENDING");
+    match summary {
+        redis::Value::Array(items) => match items.first() {
+            Some(redis::Value::Int(n)) => *n,
+            _ => -1,
+        },
+        _ => -1,
+    }
+}
