@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cmpp_gateway::simulator::Behaviour;
 use common::gateway;
-use common::redis::{RedisServer, connect};
+use common::redis::connect;
 use common::streams;
 use serde_json::json;
 
@@ -19,18 +19,14 @@ const MESSAGES: usize = 20_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_messages_through_a_link_that_keeps_dropping() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour {
-        close_after_pdus: 3_000,
-        deliver_retry: Duration::from_secs(1),
-        ..Behaviour::default()
-    })
-    .await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
+    let gateway::Stack { redis, sim, gw } = gateway::stack(
+        Behaviour {
+            close_after_pdus: 3_000,
+            deliver_retry: Duration::from_secs(1),
+            ..Behaviour::default()
+        },
         json!({"reconnect_min": "20ms", "reconnect_max": "200ms", "outbound_backlog_limit": 0}),
-    ))
+    )
     .await;
 
     let mut conn = connect(&redis).await;

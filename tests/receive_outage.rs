@@ -39,18 +39,14 @@ async fn entries(redis: &RedisServer, stream: &str) -> Vec<Entry> {
 async fn reports_and_mo_arriving_during_a_10_second_outage_are_stored_exactly_once() {
     const MESSAGES: usize = 40;
     const MO: usize = 20;
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour {
-        report_delay: Duration::from_millis(300),
-        deliver_retry: Duration::from_secs(1),
-        ..Behaviour::default()
-    })
-    .await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
+    let gateway::Stack { redis, sim, gw } = gateway::stack(
+        Behaviour {
+            report_delay: Duration::from_millis(300),
+            deliver_retry: Duration::from_secs(1),
+            ..Behaviour::default()
+        },
         json!({"redis_timeout": "500ms"}),
-    ))
+    )
     .await;
 
     let mut ids = HashSet::new();

@@ -71,9 +71,7 @@ async fn send(http: std::net::SocketAddr, text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_reaches_the_stream_with_our_id_and_the_state_becomes_delivered() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+    let gateway::Stack { redis, sim, gw } = gateway::stack(Behaviour::default(), json!({})).await;
 
     let id = send(gw.http, "hello").await;
     let entries = wait_reports(&redis, &id, 1).await;
@@ -106,9 +104,11 @@ async fn a_report_reaches_the_stream_with_our_id_and_the_state_becomes_delivered
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_segments_give_five_reports_and_one_final_status() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
+    let gateway::Stack {
+        redis,
+        sim: _sim,
+        gw,
+    } = gateway::stack(Behaviour::default(), json!({})).await;
 
     let text: String = "长短信状态报告测试".chars().cycle().take(300).collect();
     let id = send(gw.http, &text).await;
@@ -133,13 +133,18 @@ async fn five_segments_give_five_reports_and_one_final_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_stat_values_give_failed_with_the_stat() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour {
-        stat_mix: vec![("DELIVRD".into(), 1), ("UNDELIV".into(), 1)],
-        ..Behaviour::default()
-    })
+    let gateway::Stack {
+        redis,
+        sim: _sim,
+        gw,
+    } = gateway::stack(
+        Behaviour {
+            stat_mix: vec![("DELIVRD".into(), 1), ("UNDELIV".into(), 1)],
+            ..Behaviour::default()
+        },
+        json!({}),
+    )
     .await;
-    let gw = gateway::start(gateway::config(&sim, &redis.url(), json!({}))).await;
 
     let mut saw_failed = false;
     for round in 0..8 {
@@ -165,18 +170,14 @@ async fn mixed_stat_values_give_failed_with_the_stat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour {
-        // Reports only when asked below.
-        report_delay: Duration::from_secs(3600),
-        ..Behaviour::default()
-    })
-    .await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
+    let gateway::Stack { redis, sim, gw } = gateway::stack(
+        Behaviour {
+            // Reports only when asked below.
+            report_delay: Duration::from_secs(3600),
+            ..Behaviour::default()
+        },
         json!({"report_match_wait": "300ms"}),
-    ))
+    )
     .await;
 
     sim.send_report(ReportRequest {

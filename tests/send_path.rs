@@ -39,14 +39,11 @@ async fn send(http: std::net::SocketAddr, body: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_send_is_submitted_with_its_msg_id() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
-        json!({"registered_delivery": false}),
-    ))
-    .await;
+    let gateway::Stack {
+        redis: _redis,
+        sim,
+        gw,
+    } = gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
 
     let answer = send(gw.http, json!({"to": "+8613800138000", "text": "hello"})).await;
     let message = &answer["messages"][0];
@@ -71,14 +68,11 @@ async fn an_http_send_is_submitted_with_its_msg_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300_character_chinese_text_goes_out_as_5_segments() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
-        json!({"registered_delivery": false}),
-    ))
-    .await;
+    let gateway::Stack {
+        redis: _redis,
+        sim,
+        gw,
+    } = gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
 
     let text: String = "中国移动短信网关测试".chars().cycle().take(300).collect();
     let answer = send(gw.http, json!({"to": "13800138000", "text": text})).await;
@@ -104,14 +98,8 @@ async fn a_300_character_chinese_text_goes_out_as_5_segments() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_xadd_with_flat_fields_is_sent_too() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
-        json!({"registered_delivery": false}),
-    ))
-    .await;
+    let gateway::Stack { redis, sim, gw } =
+        gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
 
     let mut conn = redis_connect(&redis).await;
     let entry: String = redis::cmd("XADD")
@@ -140,14 +128,8 @@ async fn a_direct_xadd_with_flat_fields_is_sent_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_id_is_enqueued_and_sent_once() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
-        json!({"registered_delivery": false}),
-    ))
-    .await;
+    let gateway::Stack { redis, sim, gw } =
+        gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
 
     let body = json!({"to": "13800138000", "text": "once", "id": "order-42"});
     let first = send(gw.http, body.clone()).await;
@@ -172,14 +154,11 @@ async fn a_repeated_id_is_enqueued_and_sent_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_original_gateways_submit_route_works() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
-        json!({"registered_delivery": false}),
-    ))
-    .await;
+    let gateway::Stack {
+        redis: _redis,
+        sim,
+        gw,
+    } = gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
 
     let r = get(
         gw.http,
@@ -213,14 +192,8 @@ async fn the_original_gateways_submit_route_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_stream_entry_is_dead_lettered_and_acknowledged() {
-    let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
-        json!({"registered_delivery": false}),
-    ))
-    .await;
+    let gateway::Stack { redis, sim, gw } =
+        gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
 
     let mut conn = redis_connect(&redis).await;
     let _: String = redis::cmd("XADD")
@@ -281,13 +254,14 @@ fn pending_count(v: &redis::Value) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_for_10_seconds_gives_503_then_recovers_without_restart() {
-    let mut redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let gw = gateway::start(gateway::config(
-        &sim,
-        &redis.url(),
+    let gateway::Stack {
+        mut redis,
+        sim: _sim,
+        gw,
+    } = gateway::stack(
+        Behaviour::default(),
         json!({"redis_timeout": "500ms", "registered_delivery": false}),
-    ))
+    )
     .await;
     send(gw.http, json!({"to": "13800138000", "text": "before"})).await;
 

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::redis::RedisServer;
 use cmpp_gateway::bench::rig;
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::simulator::{self, Behaviour, SimulatorConfig, SimulatorHandle};
@@ -58,6 +59,21 @@ pub async fn start(config: GatewayConfig) -> RunningGateway {
         http: inner.http,
         inner,
     }
+}
+
+/// What most end-to-end tests start with: their own redis-server, a recording simulator with
+/// `behaviour`, and the gateway between them with the test config plus `extra`.
+pub struct Stack {
+    pub redis: RedisServer,
+    pub sim: SimulatorHandle,
+    pub gw: RunningGateway,
+}
+
+pub async fn stack(behaviour: Behaviour, extra: serde_json::Value) -> Stack {
+    let redis = RedisServer::start();
+    let sim = simulator(behaviour).await;
+    let gw = start(config(&sim, &redis.url(), extra)).await;
+    Stack { redis, sim, gw }
 }
 
 /// A simulator on a free port that records every SUBMIT.
