@@ -45,6 +45,16 @@ pub async fn run(
     else {
         return Ok(());
     };
+    if config.ingress_only {
+        let state = Arc::new(HttpState::new(store, config.clone(), None));
+        let http_task = tokio::spawn(http::serve(listener, state, shutdown.clone()));
+        tracing::info!(http = %addr, "gateway running, HTTP ingress only (no CMPP link here)");
+        if let Some(tx) = bound {
+            let _ = tx.send(addr);
+        }
+        let _ = http_task.await;
+        return Ok(());
+    }
     let Some(consumer) = retry_redis(&shutdown, || {
         Consumer::new(&store, &config.redis, config.worker.clone())
     })

@@ -105,6 +105,7 @@ fn the_old_go_file_loads_unchanged() {
     assert!(c.http.api_keys.is_empty());
     assert_eq!(c.http.max_body_bytes, 65536);
     assert!(c.http.readyz_requires_link);
+    assert!(!c.ingress_only);
 
     assert_eq!(c.redis.url.expose(), "redis://127.0.0.1:6379/0");
     assert_eq!(c.redis.redacted_url(), "redis://127.0.0.1:6379/0");
@@ -202,6 +203,7 @@ fn every_new_key_is_parsed() {
         "api_keys": ["k1", "k2"],
         "max_body_bytes": 1024,
         "readyz_requires_link": false,
+        "ingress_only": true,
         "state_ttl": "96h",
         "outbound_backlog_limit": 0,
         "inbound_maxlen": 5000,
@@ -244,6 +246,7 @@ fn every_new_key_is_parsed() {
     assert_eq!(keys, ["k1", "k2"]);
     assert_eq!(c.http.max_body_bytes, 1024);
     assert!(!c.http.readyz_requires_link);
+    assert!(c.ingress_only);
     assert_eq!(c.store.state_ttl, Duration::from_secs(96 * 3600));
     assert_eq!(c.store.outbound_backlog_limit, 0);
     assert_eq!(c.store.inbound_maxlen, 5000);

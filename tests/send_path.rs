@@ -359,3 +359,50 @@ async fn entries_left_pending_by_a_stopped_worker_are_reclaimed_by_another() {
     assert_eq!(sim.counters().submits_received, 6);
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_only_instance_queues_and_a_full_one_sends() {
+    let redis = RedisServer::start();
+    let sim = gateway::simulator(Behaviour::default()).await;
+    let ingress = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false, "ingress_only": true}),
+    ))
+    .await;
+
+    let answer = send(
+        ingress.http,
+        json!({"to": "13800138000", "text": "queued here"}),
+    )
+    .await;
+    let id = answer["messages"][0]["id"].as_str().unwrap().to_owned();
+    // Ready without a link: it has none to wait for.
+    assert_eq!(get(ingress.http, "/readyz").await.status, 200);
+    assert_eq!(
+        get(ingress.http, "/v1/link").await.json()["state"],
+        "absent"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued = get(ingress.http, &format!("/v1/messages/{id}"))
+        .await
+        .json();
+    assert_eq!(queued["status"], "queued", "{queued}");
+    assert!(
+        sim.recorded_submits().is_empty(),
+        "the ingress-only instance sent {} SUBMITs",
+        sim.recorded_submits().len()
+    );
+
+    // An instance with the link drains what the ingress queued.
+    let full = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
+    wait_for_status(ingress.http, &id, "submitted").await;
+    assert_eq!(sim.recorded_submits().len(), 1);
+    full.stop().await;
+    ingress.stop().await;
+}

@@ -1,6 +1,7 @@
 //! `bench ingest`: HTTP requests per second into the outbound stream, measured with `wrk` on
-//! loopback against the whole gateway (Redis, the worker and the link to the simulator running
-//! too, as in production).
+//! loopback, in two set-ups on the same machine: an ingress-only gateway (HTTP to Redis, what
+//! the ingest target is about), and the whole gateway, whose worker drains the same stream to
+//! the simulator at the same time and so shares the two cores with the HTTP path.
 
 use std::process::Command;
 
@@ -15,6 +16,8 @@ wrk.body = '{"to":"13800138000","text":"benchmark message"}'
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IngestRun {
+    /// `ingress-only` or `with-drain`.
+    pub setup: &'static str,
     pub connections: usize,
     pub seconds: u64,
     pub requests_per_second: f64,
@@ -26,41 +29,49 @@ pub struct IngestRun {
 
 pub async fn run(connections: &[usize], seconds: u64) -> Result<Vec<IngestRun>, String> {
     which_wrk()?;
-    let rig = Rig::start(SimulatorConfig::default()).await?;
-    let config =
-        rig.config(serde_json::json!({"registered_delivery": false, "outbound_backlog_limit": 0}))?;
-    let gateway = RunningGateway::start(config).await?;
-    let addr = gateway.http;
-
     let script = std::env::temp_dir().join(format!("cmpp-gateway-post-{}.lua", std::process::id()));
     std::fs::write(&script, POST_SCRIPT).map_err(|e| e.to_string())?;
     let mut runs = Vec::new();
-    for &c in connections {
-        let url = format!("http://{addr}/v1/messages");
-        let script = script.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("wrk")
-                .args([
-                    "-t2",
-                    &format!("-c{c}"),
-                    &format!("-d{seconds}s"),
-                    "--latency",
-                    "-s",
-                ])
-                .arg(&script)
-                .arg(&url)
-                .output()
-        })
+    for (setup, ingress_only) in [("ingress-only", true), ("with-drain", false)] {
+        let rig = Rig::start(SimulatorConfig::default()).await?;
+        let config = rig.config(serde_json::json!({
+            "registered_delivery": false, "outbound_backlog_limit": 0, "ingress_only": ingress_only,
+        }))?;
+        let gateway = RunningGateway::start(config).await?;
+        let url = format!("http://{}/v1/messages", gateway.http);
+        for &c in connections {
+            let text = wrk(c, seconds, &script, &url).await?;
+            runs.push(parse(setup, c, seconds, &text)?);
+        }
+        gateway.stop().await?;
+        rig.sim.shutdown().await;
+    }
+    let _ = std::fs::remove_file(&script);
+    Ok(runs)
+}
+
+async fn wrk(
+    connections: usize,
+    seconds: u64,
+    script: &std::path::Path,
+    url: &str,
+) -> Result<String, String> {
+    let mut command = Command::new("wrk");
+    command
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
+        .arg(url);
+    let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot run wrk: {e}"))?;
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        runs.push(parse(c, seconds, &text)?);
-    }
-    let _ = std::fs::remove_file(&script);
-    gateway.stop().await?;
-    rig.sim.shutdown().await;
-    Ok(runs)
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn which_wrk() -> Result<(), String> {
@@ -72,7 +83,12 @@ fn which_wrk() -> Result<(), String> {
 }
 
 /// Reads wrk's report: Requests/sec, the 50 % and 99 % latencies, errors.
-fn parse(connections: usize, seconds: u64, text: &str) -> Result<IngestRun, String> {
+fn parse(
+    setup: &'static str,
+    connections: usize,
+    seconds: u64,
+    text: &str,
+) -> Result<IngestRun, String> {
     let field = |prefix: &str| {
         text.lines()
             .map(str::trim)
@@ -83,6 +99,7 @@ fn parse(connections: usize, seconds: u64, text: &str) -> Result<IngestRun, Stri
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))?;
     Ok(IngestRun {
+        setup,
         connections,
         seconds,
         requests_per_second: rps,
@@ -102,12 +119,12 @@ mod tests {
     #[test]
     fn reads_a_wrk_report() {
         let report = "Running 10s test @ http://127.0.0.1:1/v1/messages\n  Latency Distribution\n     50%  1.10ms\n     75%    1.50ms\n     90%    2.00ms\n     99%    5.31ms\n  300000 requests in 10.00s, 50.00MB read\n  Non-2xx or 3xx responses: 3\nRequests/sec:  30000.12\nTransfer/sec:      5.00MB\n";
-        let r = parse(64, 10, report).unwrap();
+        let r = parse("with-drain", 64, 10, report).unwrap();
         assert_eq!(r.requests_per_second, 30000.12);
         assert_eq!(
             (r.p50.as_str(), r.p99.as_str(), r.non_2xx),
             ("1.10ms", "5.31ms", 3)
         );
-        assert!(parse(1, 1, "garbage").is_err());
+        assert!(parse("ingress-only", 1, 1, "garbage").is_err());
     }
 }

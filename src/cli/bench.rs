@@ -18,7 +18,7 @@ pub enum BenchTarget {
     Link(LinkBenchArgs),
     /// Messages per second from the outbound stream to SUBMIT_RESP, Redis in the loop.
     Drain(DrainBenchArgs),
-    /// HTTP sends per second with wrk against the whole running gateway.
+    /// HTTP sends per second with wrk: an ingress-only gateway, then the whole gateway draining.
     Ingest(IngestBenchArgs),
     /// The full loop: outbound stream to final report, with enqueue-to-report latency; MO/s.
     Loop(LoopBenchArgs),
@@ -111,7 +111,8 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                     println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
                 } else {
                     println!(
-                        "ingest c={:<3} {:>8.0} requests/s  p50 {:>8}  p99 {:>8}  non-2xx {}  socket errors {}",
+                        "ingest {:<12} c={:<3} {:>8.0} requests/s  p50 {:>8}  p99 {:>8}  non-2xx {}  socket errors {}",
+                        r.setup,
                         r.connections,
                         r.requests_per_second,
                         r.p50,

@@ -92,6 +92,7 @@ raw_config! {
     api_keys: Vec<Secret>,
     max_body_bytes: u64,
     readyz_requires_link: bool,
+    ingress_only: bool,
     // Store and worker.
     state_ttl: Duration,
     outbound_backlog_limit: u64,
@@ -180,7 +181,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 53);
+        assert_eq!(KEYS.len(), 54);
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct GatewayConfig {
     pub store: StoreConfig,
     pub worker: WorkerConfig,
     pub log: LogConfig,
+    /// Serve HTTP only: no CMPP link, worker or receive path in this process (another instance
+    /// holds the link; carriers limit connections per account, HTTP may need more instances).
+    pub ingress_only: bool,
     /// Unknown keys and other things worth a log line at start-up; never contain secrets.
     pub warnings: Vec<String>,
 }
@@ -682,6 +685,7 @@ impl Check<'_> {
             store,
             worker,
             log,
+            ingress_only: raw.ingress_only.unwrap_or(false),
             warnings: Vec::new(),
         })
     }

@@ -206,7 +206,10 @@ impl Consumer {
             .collect())
     }
 
-    /// Every segment has its Msg_Id: the state says so and each Msg_Id maps back to the message.
+    /// Every segment has its Msg_Id: each Msg_Id maps back to the message, and the state holds
+    /// the segments and `submitted_at`, which is what makes it `submitted` (a status that
+    /// ranks higher, written by a report that raced ahead, is left as it is). Plain commands,
+    /// no script: this runs once per message at full rate.
     pub async fn record_submitted(
         &self,
         id: &str,
@@ -216,12 +219,10 @@ impl Consumer {
         let ttl = self.store.ttl_ms();
         let now = now_ms();
         let total = segments.len();
-        let mut fields: Vec<(String, String)> = vec![
-            ("segments".into(), total.to_string()),
-            ("submitted_at".into(), now.to_string()),
-            ("updated_at".into(), now.to_string()),
-        ];
+        let state = self.store.keys.state(id);
         let mut pipe = redis::pipe();
+        let mut fields: Vec<(String, String)> = Vec::with_capacity(3 + 3 * total);
+        fields.push(("segments".into(), total.to_string()));
         for (i, s) in segments.iter().enumerate() {
             let n = i + 1;
             fields.push((format!("s{n}_msg_id"), s.msg_id.to_string()));
@@ -242,12 +243,10 @@ impl Consumer {
                 .arg(ttl)
                 .ignore();
         }
-        let mut script = TRANSITION.key(self.store.keys.state(id));
-        script.arg("submitted").arg(ttl);
-        for (k, v) in &fields {
-            script.arg(k).arg(v);
-        }
-        pipe.invoke_script(&script).ignore();
+        fields.push(("submitted_at".into(), now.to_string()));
+        fields.push(("updated_at".into(), now.to_string()));
+        pipe.cmd("HSET").arg(&state).arg(&fields[..]).ignore();
+        pipe.cmd("PEXPIRE").arg(&state).arg(ttl).ignore();
         let () = self.store.query_pipeline(&pipe).await?;
         Ok(())
     }

@@ -3,9 +3,9 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Script, ScriptInvocation};
 
-use super::scripts::TRANSITION_FN;
+use super::scripts::STATUS_RANK;
 use super::{Store, StoreError};
 use crate::protocol::{Deliver, StatusReport};
 
@@ -26,13 +26,19 @@ pub enum ReportOutcome {
 /// ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] "1" to write unmatched, ARGV[4] state
 /// key prefix, ARGV[5] Stat, ARGV[6] now (ms), then the entry's own field/value pairs.
 /// The Msg_Id map value is MessagePack of `Submitted` as an array: id, segment, segments, to.
-static REPORT: LazyLock<Script> = LazyLock::new(|| {
+/// It runs once per message at full rate, so it makes few calls: the seen-marker is claimed
+/// with SET NX (and given back when the report must wait for its Msg_Id), and the state is
+/// read with one HMGET and written with one HSET.
+pub(crate) static REPORT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r#"{TRANSITION_FN}
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
+        r#"{STATUS_RANK}
+if not redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then return 'duplicate' end
 local mapped = false
 if KEYS[3] ~= '' then mapped = redis.call('GET', KEYS[3]) end
-if not mapped and ARGV[3] ~= '1' then return 'unmatched' end
+if not mapped and ARGV[3] ~= '1' then
+  redis.call('DEL', KEYS[2])
+  return 'unmatched'
+end
 local fields = {{unpack(ARGV, 7)}}
 local stat, now = ARGV[5], ARGV[6]
 if mapped then
@@ -43,21 +49,36 @@ if mapped then
     fields[#fields + 1] = v
   end
   -- ACCEPTD is intermediate: it is reported but decides nothing.
-  if stat ~= 'ACCEPTD' and redis.call('EXISTS', state) == 1 then
-    redis.call('HSET', state, 's' .. seg .. '_stat', stat, 's' .. seg .. '_reported_at', now, 'updated_at', now)
-    local complete, failed_stat = true, false
-    for i = 1, segs do
-      local s = redis.call('HGET', state, 's' .. i .. '_stat')
-      if not s then complete = false break end
-      if s ~= 'DELIVRD' and not failed_stat then failed_stat = s end
-    end
-    if complete then
-      local final = failed_stat and 'failed' or 'delivered'
-      local change = {{'final_at', now}}
-      if failed_stat then change = {{'final_at', now, 'error', 'Stat ' .. failed_stat}} end
-      transition(state, final, ARGV[1], change)
-      fields[#fields + 1] = 'status'
-      fields[#fields + 1] = final
+  if stat ~= 'ACCEPTD' then
+    local names = {{'status', 'submitted_at'}}
+    for i = 1, segs do names[#names + 1] = 's' .. i .. '_stat' end
+    local have = redis.call('HMGET', state, unpack(names))
+    -- No state (expired or never kept): the report is written, nothing is recreated.
+    if have[1] then
+      local change = {{'s' .. seg .. '_stat', stat, 's' .. seg .. '_reported_at', now, 'updated_at', now}}
+      local complete, failed_stat = true, false
+      for i = 1, segs do
+        local s = have[2 + i]
+        if i == seg then s = stat end
+        if not s then complete = false break end
+        if s ~= 'DELIVRD' and not failed_stat then failed_stat = s end
+      end
+      if complete then
+        local final = failed_stat and 'failed' or 'delivered'
+        local current = have[1]
+        if have[2] and (rank[current] or 0) < rank.submitted then current = 'submitted' end
+        if (rank[final] or 0) > (rank[current] or 0) then
+          for _, v in ipairs({{'status', final, 'final_at', now}}) do change[#change + 1] = v end
+          if failed_stat then
+            change[#change + 1] = 'error'
+            change[#change + 1] = 'Stat ' .. failed_stat
+          end
+        end
+        fields[#fields + 1] = 'status'
+        fields[#fields + 1] = final
+      end
+      redis.call('HSET', state, unpack(change))
+      if complete then redis.call('PEXPIRE', state, ARGV[1]) end
     end
   end
 else
@@ -65,7 +86,6 @@ else
   fields[#fields + 1] = '1'
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 if mapped then return 'written' end
 return 'written_unmatched'
 "#
@@ -83,6 +103,18 @@ impl Store {
         received_at: u64,
         allow_unmatched: bool,
     ) -> Result<ReportOutcome, StoreError> {
+        let invocation = self.report_invocation(deliver, report, received_at, allow_unmatched);
+        let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
+        parse_outcome(&outcome)
+    }
+
+    fn report_invocation(
+        &self,
+        deliver: &Deliver,
+        report: &StatusReport,
+        received_at: u64,
+        allow_unmatched: bool,
+    ) -> ScriptInvocation<'static> {
         let entry = [
             ("msg_id", report.msg_id.to_string()),
             ("stat", report.stat.clone()),
@@ -100,7 +132,6 @@ impl Store {
             allow_unmatched,
             &entry,
         )
-        .await
     }
 
     /// A report whose body is neither 71 nor 60 bytes: kept raw and flagged, never dropped.
@@ -118,11 +149,12 @@ impl Store {
             ("received_at", received_at.to_string()),
             ("deliver_msg_id", deliver.msg_id.to_string()),
         ];
-        self.report_script(deliver, "", "", received_at, true, &entry)
-            .await
+        let invocation = self.report_script(deliver, "", "", received_at, true, &entry);
+        let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
+        parse_outcome(&outcome)
     }
 
-    async fn report_script(
+    fn report_script(
         &self,
         deliver: &Deliver,
         msg_id_key: &str,
@@ -130,7 +162,7 @@ impl Store {
         now: u64,
         allow_unmatched: bool,
         entry: &[(&str, String)],
-    ) -> Result<ReportOutcome, StoreError> {
+    ) -> ScriptInvocation<'static> {
         let mut invocation = REPORT.key(self.keys.reports());
         invocation
             .key(self.keys.seen_deliver(deliver.msg_id.0))
@@ -144,15 +176,18 @@ impl Store {
         for (k, v) in entry {
             invocation.arg(*k).arg(v);
         }
-        let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
-        match outcome.as_str() {
-            "written" => Ok(ReportOutcome::Written),
-            "written_unmatched" => Ok(ReportOutcome::WrittenUnmatched),
-            "duplicate" => Ok(ReportOutcome::Duplicate),
-            "unmatched" => Ok(ReportOutcome::NotMatched),
-            other => Err(StoreError::Unexpected(format!(
-                "report script answered {other:?}"
-            ))),
-        }
+        invocation
+    }
+}
+
+fn parse_outcome(outcome: &str) -> Result<ReportOutcome, StoreError> {
+    match outcome {
+        "written" => Ok(ReportOutcome::Written),
+        "written_unmatched" => Ok(ReportOutcome::WrittenUnmatched),
+        "duplicate" => Ok(ReportOutcome::Duplicate),
+        "unmatched" => Ok(ReportOutcome::NotMatched),
+        other => Err(StoreError::Unexpected(format!(
+            "report script answered {other:?}"
+        ))),
     }
 }

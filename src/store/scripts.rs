@@ -39,11 +39,28 @@ return {1, ARGV[2]}
     )
 });
 
-/// The status ranks and the transition rule shared by the scripts below.
-pub(crate) const TRANSITION_FN: &str = r#"
-local rank = {queued = 1, submitting = 2, submitted = 3, delivered = 4, failed = 4, dead = 4}
+/// The order of statuses: a status is only ever replaced by one that ranks higher.
+macro_rules! status_rank {
+    () => {
+        "local rank = {queued = 1, submitting = 2, submitted = 3, delivered = 4, failed = 4, dead = 4}\n"
+    };
+}
+pub(crate) const STATUS_RANK: &str = status_rank!();
+
+/// The status ranks and the transition rule shared by the scripts below. `submitted` is not
+/// written as a status: the worker records Msg_Ids with plain commands (no script on the hot
+/// path), and a hash with `submitted_at` whose status ranks lower counts as submitted (see
+/// `MessageState::from_hash`, which reads it the same way).
+pub(crate) const TRANSITION_FN: &str = concat!(
+    status_rank!(),
+    r#"
+local function current_status(key)
+  local status, submitted_at = unpack(redis.call('HMGET', key, 'status', 'submitted_at'))
+  if submitted_at and (rank[status] or 0) < rank.submitted then return 'submitted' end
+  return status
+end
 local function transition(key, status, ttl, fields)
-  local current = redis.call('HGET', key, 'status')
+  local current = current_status(key)
   if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
   if (not current) or (rank[status] or 0) > (rank[current] or 0) then
     redis.call('HSET', key, 'status', status)
@@ -51,7 +68,8 @@ local function transition(key, status, ttl, fields)
   redis.call('PEXPIRE', key, ttl)
   return current
 end
-"#;
+"#
+);
 
 /// Move a message's state forward: write the fields, and the status only if it ranks higher
 /// than the current one (a report that raced ahead of SUBMIT_RESP bookkeeping is not undone).
@@ -85,7 +103,12 @@ return 1
 /// Loads every script used in pipelines (a pipeline cannot fall back from EVALSHA to EVAL, and
 /// a restarted Redis has forgotten them).
 pub async fn load_all(conn: &mut redis::aio::ConnectionManager) -> redis::RedisResult<()> {
-    for script in [&*TRANSITION, &*DEAD_LETTER, &*ENQUEUE] {
+    for script in [
+        &*TRANSITION,
+        &*DEAD_LETTER,
+        &*ENQUEUE,
+        &*super::reports::REPORT,
+    ] {
         script.prepare_invoke().load_async(conn).await?;
     }
     Ok(())

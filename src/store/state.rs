@@ -86,7 +86,13 @@ pub struct MessageState {
 impl MessageState {
     /// Builds the view from the hash's fields; `None` when there is no status.
     pub fn from_hash(hash: &HashMap<String, String>) -> Option<MessageState> {
-        let status = MessageStatus::parse(hash.get("status")?)?;
+        let written = MessageStatus::parse(hash.get("status")?)?;
+        // `submitted` is never written: Msg_Ids recorded over a lower status make it so.
+        let status = if hash.contains_key("submitted_at") && !written.is_past_submission() {
+            MessageStatus::Submitted
+        } else {
+            written
+        };
         let text = |k: &str| hash.get(k).filter(|v| !v.is_empty()).cloned();
         let num = |k: &str| hash.get(k).and_then(|v| v.parse::<u64>().ok());
         let count = num("segments").unwrap_or(0).min(255) as u32;
@@ -134,7 +140,8 @@ mod tests {
         let hash: HashMap<String, String> = [
             ("id", "m1"),
             ("to", "13800138000"),
-            ("status", "submitted"),
+            ("status", "submitting"),
+            ("submitted_at", "6"),
             ("segments", "2"),
             ("s1_msg_id", "12878564852733378560"),
             ("s1_result", "0"),
