@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::http::{self, HttpState};
 use crate::inbound::Receiver;
+use crate::metrics::Metrics;
+use crate::metrics::link::LinkMetrics;
+use crate::metrics::sampler;
 use crate::session::{Link, LinkParts};
 use crate::store::{Consumer, Store, StoreError};
 use crate::worker::Worker;
@@ -26,6 +29,7 @@ pub async fn run(
     bound: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), String> {
     let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -36,6 +40,19 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.http.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics_task = match config.metrics.bind {
+        Some(bind) => {
+            let listener = TcpListener::bind(bind)
+                .await
+                .map_err(|e| format!("cannot listen on {bind} (metrics): {e}"))?;
+            Some(tokio::spawn(http::serve_metrics(
+                listener,
+                metrics.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
 
     tracing::info!(redis = %config.redis.redacted_url(), "connecting to redis");
     let Some(store) = retry_redis(&shutdown, || {
@@ -45,14 +62,25 @@ pub async fn run(
     else {
         return Ok(());
     };
+    let sampler_task = tokio::spawn(sampler::run(
+        store.clone(),
+        config.worker.group.clone(),
+        metrics.clone(),
+        config.metrics.sample_interval,
+        shutdown.clone(),
+    ));
     if config.ingress_only {
-        let state = Arc::new(HttpState::new(store, config.clone(), None));
+        let state = Arc::new(HttpState::new(store, config.clone(), None).with_metrics(metrics));
         let http_task = tokio::spawn(http::serve(listener, state, shutdown.clone()));
         tracing::info!(http = %addr, "gateway running, HTTP ingress only (no CMPP link here)");
         if let Some(tx) = bound {
             let _ = tx.send(addr);
         }
         let _ = http_task.await;
+        let _ = sampler_task.await;
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         return Ok(());
     }
     let Some(consumer) = retry_redis(&shutdown, || {
@@ -69,7 +97,15 @@ pub async fn run(
         link,
         inbound,
         task: link_task,
-    } = Link::spawn(config.link.clone(), None, link_shutdown.clone());
+    } = Link::spawn(
+        config.link.clone(),
+        Some(Arc::new(LinkMetrics::new(
+            metrics.clone(),
+            &config.link.sp_id,
+            config.link.window,
+        ))),
+        link_shutdown.clone(),
+    );
     // The receive path gets a connection of its own: each DELIVER the ISMG sends waits for its
     // write, and the ISMG allows only a window of them unanswered, so report writes must not
     // queue behind the worker's batches on a shared connection.
@@ -80,17 +116,26 @@ pub async fn run(
     else {
         return Ok(());
     };
-    let receiver = Receiver::new(inbound_store, config.store.clone(), shutdown.clone());
+    let receiver = Receiver::new(
+        inbound_store,
+        config.store.clone(),
+        metrics.clone(),
+        &config.link.sp_id,
+        shutdown.clone(),
+    );
     let inbound_task = tokio::spawn(receiver.run(inbound));
     let worker = Worker::new(
         link.clone(),
         consumer,
         config.message.clone(),
+        metrics.clone(),
         shutdown.clone(),
     );
     let worker_task = tokio::spawn(worker.run());
 
-    let state = Arc::new(HttpState::new(store, config.clone(), Some(link.clone())));
+    let state = Arc::new(
+        HttpState::new(store, config.clone(), Some(link.clone())).with_metrics(metrics.clone()),
+    );
     let http_task = tokio::spawn(http::serve(listener, state, shutdown.clone()));
     tracing::info!(http = %addr, cmpp = %config.link.addr, "gateway running");
     if let Some(tx) = bound {
@@ -116,6 +161,10 @@ pub async fn run(
     let _ = link_task.await;
     let _ = inbound_task.await;
     let _ = http_task.await;
+    let _ = sampler_task.await;
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod http;
 pub mod inbound;
 pub mod message;
+pub mod metrics;
 pub mod protocol;
 pub mod secret;
 pub mod session;

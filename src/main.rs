@@ -35,11 +35,17 @@ fn with_runtime(
     runtime()?.block_on(command)
 }
 
+/// warp logs every client that hangs up mid-request (a load balancer's probe, a load tool
+/// stopping) as an ERROR; that is the client's business, not the operator's.
+const QUIET_TARGETS: &str = "warp::server::run=off";
+
 fn init_logging(default_level: &str, json: bool) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},{QUIET_TARGETS}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, never into a log file or a collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -93,6 +93,9 @@ raw_config! {
     max_body_bytes: u64,
     readyz_requires_link: bool,
     ingress_only: bool,
+    metrics_host: String,
+    metrics_port: u64,
+    metrics_sample_interval: Duration,
     // Store and worker.
     state_ttl: Duration,
     outbound_backlog_limit: u64,
@@ -181,7 +184,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 54);
+        assert_eq!(KEYS.len(), 57);
     }
 
     #[test]

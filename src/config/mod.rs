@@ -54,6 +54,7 @@ pub struct GatewayConfig {
     pub store: StoreConfig,
     pub worker: WorkerConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     /// Serve HTTP only: no CMPP link, worker or receive path in this process (another instance
     /// holds the link; carriers limit connections per account, HTTP may need more instances).
     pub ingress_only: bool,
@@ -159,6 +160,14 @@ pub struct WorkerConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// A second address serving only `GET /metrics`, without API keys (for a scrape network).
+    pub bind: Option<SocketAddr>,
+    /// How often stream lengths and the consumer group are read from Redis.
+    pub sample_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
 pub struct LogConfig {
     /// Log level debug instead of info.
     pub debug: bool,
@@ -252,6 +261,19 @@ impl Check<'_> {
                 format!("must be between {min} and {max}, got {v}")
             },
         ))
+    }
+
+    /// An IP address, or `localhost`.
+    fn ip(&self, key: &str, host: &str) -> Result<IpAddr, ConfigError> {
+        match host.trim_start_matches('[').trim_end_matches(']') {
+            h if h.eq_ignore_ascii_case("localhost") => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            h => h.parse::<IpAddr>().map_err(|_| {
+                self.err(
+                    key,
+                    format!("must be an IP address or \"localhost\", got {host:?}"),
+                )
+            }),
+        }
     }
 
     /// A duration; `positive` refuses zero.
@@ -523,16 +545,7 @@ impl Check<'_> {
         };
 
         // HTTP.
-        let http_host = raw.http_host.as_deref().unwrap_or("0.0.0.0");
-        let ip = match http_host.trim_start_matches('[').trim_end_matches(']') {
-            h if h.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            h => h.parse::<IpAddr>().map_err(|_| {
-                self.err(
-                    "http_host",
-                    format!("must be an IP address or \"localhost\", got {http_host:?}"),
-                )
-            })?,
-        };
+        let ip = self.ip("http_host", raw.http_host.as_deref().unwrap_or("0.0.0.0"))?;
         let http_port = self.port("http_port", raw.http_port, Some(8000), true)?;
         let api_keys = raw.api_keys.clone().unwrap_or_default();
         for (i, key) in api_keys.iter().enumerate() {
@@ -558,6 +571,31 @@ impl Check<'_> {
             api_keys,
             max_body_bytes: self.int("max_body_bytes", raw.max_body_bytes, 65536, 1, u64::MAX)?,
             readyz_requires_link: raw.readyz_requires_link.unwrap_or(true),
+        };
+
+        // Metrics: on the HTTP address, and on a second one when metrics_port is set.
+        let metrics_bind = match (&raw.metrics_host, raw.metrics_port) {
+            (_, Some(port)) => {
+                let host = raw.metrics_host.as_deref().unwrap_or("127.0.0.1");
+                let ip = self.ip("metrics_host", host)?;
+                Some(SocketAddr::new(
+                    ip,
+                    self.port("metrics_port", Some(port), None, true)?,
+                ))
+            }
+            (Some(_), None) => {
+                return Err(self.err("metrics_host", "is set but metrics_port is not"));
+            }
+            (None, None) => None,
+        };
+        let metrics = MetricsConfig {
+            bind: metrics_bind,
+            sample_interval: self.dur(
+                "metrics_sample_interval",
+                raw.metrics_sample_interval,
+                Duration::from_secs(5),
+                true,
+            )?,
         };
 
         // Redis.
@@ -685,6 +723,7 @@ impl Check<'_> {
             store,
             worker,
             log,
+            metrics,
             ingress_only: raw.ingress_only.unwrap_or(false),
             warnings: Vec::new(),
         })

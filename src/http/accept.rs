@@ -103,6 +103,8 @@ pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpEr
     Ok(match enqueued {
         Enqueued::Added(body) => {
             state.note_enqueued(batch.messages.len());
+            let accepted = &state.metrics().families.http_accepted;
+            accepted.inc_by(batch.messages.len() as u64);
             tracing::debug!(messages = batch.messages.len(), "enqueued");
             Outcome {
                 body,

@@ -28,11 +28,29 @@ pub fn routes(
         .unify()
         .or(link(state.clone()))
         .unify()
-        .or(compat::routes(state))
+        .or(metrics(state.clone()))
+        .unify()
+        .or(compat::routes(state.clone()))
         .unify()
         .recover(errors::recover)
         .unify();
-    request_meta().and(api).map(finish)
+    let metrics = state.metrics().clone();
+    request_meta()
+        .and(api)
+        .map(move |meta, reply| finish(&metrics, meta, reply))
+}
+
+/// `GET /metrics`: behind the API keys like the rest of the API (Prometheus sends one with
+/// `authorization`); `metrics_port` serves it without a key on an address of its own.
+fn metrics(state: Arc<HttpState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(api_key(state.clone()))
+        .and(with_state(state))
+        .and(request_id())
+        .and_then(|state: Arc<HttpState>, id| {
+            respond(id, async move { Ok(handlers::metrics(state.metrics())) })
+        })
 }
 
 fn healthz() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

@@ -14,6 +14,7 @@ use super::errors::{HttpError, json_response, raw_json_response};
 use super::models::{LinkView, SendRequest, WindowView};
 use super::rates::Counters;
 use super::state::HttpState;
+use crate::metrics::Metrics;
 use crate::session::LinkState;
 use crate::store::now_ms;
 
@@ -46,6 +47,16 @@ pub async fn readyz(state: Arc<HttpState>) -> Result<Response, HttpError> {
         }
     }
     Ok(json_response(StatusCode::OK, &json!({"status": "ready"})))
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub fn metrics(metrics: &Metrics) -> Response {
+    let mut resp = Response::new(metrics.render().into());
+    resp.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
 }
 
 /// `POST /v1/messages`.

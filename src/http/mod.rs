@@ -7,6 +7,7 @@
 //! | `POST /v1/messages` | 202 `{"messages":[{"id","to","segments"}]}`; 400/413/415/422 with the field; 503 + `Retry-After` |
 //! | `GET /v1/messages/{id}` | 200 the message's state; 404 `{"error":"no such message"}` |
 //! | `GET /v1/link` | 200 state, window, counters and ~10 s rates of the CMPP link (`"absent"` without one) |
+//! | `GET /metrics` | 200 the Prometheus text format (`docs/metrics.md`); also on `metrics_port` without a key |
 //! | `GET /healthz` | 200 `{"status":"ok"}` while the process runs (no API key needed) |
 //! | `GET /readyz` | 200 when Redis answers (and the link is up if `readyz_requires_link`); else 503 (no API key needed) |
 //! | `GET/POST /submit`, `/send` | the original gateway's API, always 200 with `result` 0 / -1 / -2 ([`compat`]) |
@@ -55,6 +56,25 @@ pub fn routes(
     state: Arc<HttpState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     filters::routes(state)
+}
+
+/// Serves only `GET /metrics`, without API keys, on the separate `metrics_port` address.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<crate::metrics::Metrics>,
+    shutdown: CancellationToken,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics listening");
+    }
+    let route = warp::path!("metrics")
+        .and(warp::get())
+        .map(move || handlers::metrics(&metrics));
+    warp::serve(route)
+        .incoming(listener)
+        .graceful(shutdown.cancelled_owned())
+        .run()
+        .await;
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then lets requests in progress finish.

@@ -16,6 +16,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::errors::HttpError;
 use super::filters::optional_header;
+use crate::metrics::{Metrics, route_label};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID: usize = 128;
@@ -85,8 +86,8 @@ pub async fn respond(
     Ok(resp)
 }
 
-/// Sets `X-Request-Id` if no handler did, and logs the request's line.
-pub fn finish(meta: RequestMeta, reply: impl Reply) -> Response {
+/// Sets `X-Request-Id` if no handler did, counts the request and logs its line.
+pub fn finish(metrics: &Metrics, meta: RequestMeta, reply: impl Reply) -> Response {
     let mut resp = reply.into_response();
     let id = match resp
         .headers()
@@ -102,6 +103,13 @@ pub fn finish(meta: RequestMeta, reply: impl Reply) -> Response {
         }
     };
     let status = resp.status().as_u16();
+    let elapsed = meta.start.elapsed().as_secs_f64();
+    let route = route_label(&meta.method, meta.path.as_str());
+    let f = &metrics.families;
+    f.http_requests
+        .with_label_values(&[route, resp.status().as_str()])
+        .inc();
+    f.http_duration.with_label_values(&[route]).observe(elapsed);
     let duration_ms = (meta.start.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     let (method, path) = (meta.method.as_str(), meta.path.as_str());
     match status {

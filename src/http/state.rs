@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::errors::HttpError;
 use super::rates::RateSampler;
 use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
 use crate::session::Link;
 use crate::store::{Store, StoreError};
 
@@ -28,6 +29,7 @@ pub struct HttpState {
     /// An async mutex: concurrent requests wait for one XINFO instead of each sending their own.
     backlog: tokio::sync::Mutex<Option<(Instant, u64)>>,
     rates: Mutex<RateSampler>,
+    metrics: Arc<Metrics>,
 }
 
 impl HttpState {
@@ -41,7 +43,18 @@ impl HttpState {
             store_deadline: STORE_DEADLINE,
             backlog: tokio::sync::Mutex::new(None),
             rates: Mutex::new(RateSampler::default()),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts into `metrics` (the gateway's registry) instead of a registry of its own.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> HttpState {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Replaces [`STORE_DEADLINE`].
@@ -77,10 +90,12 @@ impl HttpState {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, unavailable = e.is_unavailable(), "redis {what} failed");
+                self.unavailable("redis");
                 Err(HttpError::Unavailable)
             }
             Err(_) => {
                 tracing::warn!(deadline = ?self.store_deadline, "redis {what} timed out");
+                self.unavailable("redis");
                 Err(HttpError::Unavailable)
             }
         }
@@ -97,6 +112,7 @@ impl HttpState {
         let backlog = self.backlog().await?;
         if backlog >= limit {
             tracing::info!(backlog, limit, "outbound backlog over limit");
+            self.unavailable("backlog");
             return Err(HttpError::BacklogFull);
         }
         Ok(())
@@ -119,6 +135,11 @@ impl HttpState {
             .await?;
         *cached = Some((Instant::now(), value));
         Ok(value)
+    }
+
+    fn unavailable(&self, reason: &str) {
+        let family = &self.metrics.families.http_unavailable;
+        family.with_label_values(&[reason]).inc();
     }
 
     /// Counts what this process just added, so the cached backlog does not lag behind its own

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreConfig;
+use crate::metrics::Metrics;
 use crate::protocol::Deliver;
 use crate::store::{MoOutcome, Store, StoreError, now_ms};
 
@@ -21,11 +22,16 @@ const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 /// waiting for the rest, or it was stored before) and may be acknowledged.
 pub(crate) async fn handle(
     store: &Store,
-    _config: &StoreConfig,
+    metrics: &Metrics,
     deliver: &Deliver,
 ) -> Result<(), StoreError> {
     match store.record_mo(deliver, now_ms()).await? {
         MoOutcome::Written => {
+            metrics
+                .families
+                .mo_messages
+                .with_label_values(&["true"])
+                .inc();
             tracing::debug!(msg_id = %deliver.msg_id, from = %deliver.src_terminal_id, "MO written")
         }
         MoOutcome::PartStored { held, total } => {
@@ -47,7 +53,12 @@ pub fn sweep_interval(timeout: Duration) -> Duration {
 /// Writes reassembly sets older than `mo_reassembly_timeout` (as partial entries, or complete
 /// ones left by a crash) until `shutdown`. Every instance may run one: the write is atomic and
 /// conditional, so a set becomes one entry. Redis errors are logged and retried next tick.
-pub async fn run_mo_sweeper(store: Store, config: Arc<StoreConfig>, shutdown: CancellationToken) {
+pub async fn run_mo_sweeper(
+    store: Store,
+    config: Arc<StoreConfig>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let timeout = config.mo_reassembly_timeout;
     let mut tick = tokio::time::interval(sweep_interval(timeout));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -68,6 +79,13 @@ pub async fn run_mo_sweeper(store: Store, config: Arc<StoreConfig>, shutdown: Ca
                     tracing::info!("MO sweeper reaches redis again");
                     failing = false;
                 }
+                let written = &metrics.families.mo_messages;
+                written
+                    .with_label_values(&["false"])
+                    .inc_by(s.partial as u64);
+                written
+                    .with_label_values(&["true"])
+                    .inc_by(s.complete as u64);
                 if s.partial + s.complete > 0 {
                     tracing::info!(
                         partial = s.partial,

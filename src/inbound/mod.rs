@@ -7,13 +7,16 @@ mod mo;
 mod report;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::StoreConfig;
+use crate::metrics::Metrics;
 use crate::protocol::submit_result;
 use crate::session::Inbound;
 use crate::store::Store;
@@ -26,14 +29,30 @@ const CONCURRENCY: usize = 64;
 pub struct Receiver {
     store: Store,
     config: Arc<StoreConfig>,
+    metrics: Arc<Metrics>,
+    /// DELIVERs refused because they could not be stored (the series of this link).
+    store_failed: IntCounter,
     shutdown: CancellationToken,
 }
 
 impl Receiver {
-    pub fn new(store: Store, config: StoreConfig, shutdown: CancellationToken) -> Receiver {
+    /// `link` names the link in the metrics.
+    pub fn new(
+        store: Store,
+        config: StoreConfig,
+        metrics: Arc<Metrics>,
+        link: &str,
+        shutdown: CancellationToken,
+    ) -> Receiver {
+        let store_failed = metrics
+            .families
+            .delivers_refused
+            .with_label_values(&[link, "store_failed"]);
         Receiver {
             store,
             config: Arc::new(config),
+            metrics,
+            store_failed,
             shutdown,
         }
     }
@@ -44,24 +63,39 @@ impl Receiver {
         tasks.spawn(run_mo_sweeper(
             self.store.clone(),
             self.config.clone(),
+            self.metrics.clone(),
             self.shutdown.clone(),
         ));
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        // Whether the last store attempt failed: the outage is logged when it starts and ends.
+        let failing = Arc::new(AtomicBool::new(false));
         while let Some(Inbound { deliver, ack }) = inbound.recv().await {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
             let (store, config) = (self.store.clone(), self.config.clone());
+            let (metrics, store_failed) = (self.metrics.clone(), self.store_failed.clone());
+            let failing = failing.clone();
             tasks.spawn(async move {
                 let stored = if deliver.is_report() {
-                    report::handle(&store, &config, &deliver).await
+                    report::handle(&store, &config, &metrics, &deliver).await
                 } else {
-                    mo::handle(&store, &config, &deliver).await
+                    mo::handle(&store, &metrics, &deliver).await
                 };
                 match stored {
-                    Ok(()) => ack.confirm(),
+                    Ok(()) => {
+                        if failing.swap(false, Ordering::Relaxed) {
+                            tracing::info!("storing DELIVERs again");
+                        }
+                        ack.confirm()
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, msg_id = %deliver.msg_id, "cannot store a DELIVER; refusing it so the ISMG delivers it again");
+                        // One line per outage at warn; each refused DELIVER only at debug.
+                        if !failing.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(error = %e, "cannot store DELIVERs; refusing them so the ISMG delivers them again");
+                        }
+                        tracing::debug!(error = %e, msg_id = %deliver.msg_id, "DELIVER refused");
+                        store_failed.inc();
                         ack.refuse(submit_result::FLOW_CONTROL);
                     }
                 }

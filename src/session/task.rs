@@ -34,10 +34,10 @@ pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
     let set_state = |shared: &Shared, state: LinkState, reason: String| {
         match state {
             LinkState::Down => {
-                tracing::warn!(link = %shared.config.addr, state = state.as_str(), %reason, "link state")
+                tracing::warn!(link = %shared.config.addr, state = %state.as_str(), %reason, "link state")
             }
             _ => {
-                tracing::info!(link = %shared.config.addr, state = state.as_str(), %reason, "link state")
+                tracing::info!(link = %shared.config.addr, state = %state.as_str(), %reason, "link state")
             }
         }
         shared.events.emit(LinkEvent::StateChanged { state });

@@ -412,7 +412,7 @@ impl Store {
                 self.write_single_mo(deliver, &entry).await
             }
             Err(e) => {
-                tracing::warn!(msg_id = %deliver.msg_id, error = %e, "MO with an unreadable UDH; kept whole as hex");
+                tracing::debug!(msg_id = %deliver.msg_id, error = %e, "MO with an unreadable UDH; kept whole as hex");
                 let entry = single_entry(
                     deliver,
                     &deliver.msg_content,
@@ -519,7 +519,7 @@ impl Store {
         }
         let written: i64 = invocation.invoke_async(&mut self.conn()).await?;
         if written == 1 && entry.partial {
-            tracing::info!(from = %entry.from, to = %entry.to, parts = entry.parts, total = entry.total, "long MO timed out incomplete; written with partial=1");
+            tracing::debug!(from = %entry.from, to = %entry.to, parts = entry.parts, total = entry.total, "long MO timed out incomplete; written with partial=1");
         }
         Ok(written)
     }

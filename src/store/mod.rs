@@ -7,6 +7,7 @@ mod keys;
 mod mo;
 mod outbound;
 mod reports;
+mod sample;
 mod scripts;
 mod state;
 
@@ -17,8 +18,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use consumer::{Consumer, OutboundEntry, SegmentRecord, Submitted};
 pub use keys::Keys;
 pub use mo::{MoEntry, MoOutcome, MoSweep};
-pub use outbound::Enqueued;
+pub use outbound::{Enqueued, GroupBacklog};
 pub use reports::ReportOutcome;
+pub use sample::StreamSample;
 pub use state::{MessageState, MessageStatus, SegmentState};
 
 use crate::config::{RedisConfig, StoreConfig};

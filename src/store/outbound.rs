@@ -6,6 +6,15 @@ use super::scripts::ENQUEUE;
 use super::{Store, StoreError, now_ms};
 use crate::message::OutboundMessage;
 
+/// A consumer group's share of the outbound stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupBacklog {
+    /// Read by a consumer, not yet acknowledged.
+    pub pending: u64,
+    /// Not yet read by the group.
+    pub lag: u64,
+}
+
 /// The result of [`Store::enqueue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
@@ -56,11 +65,25 @@ impl Store {
     /// Entries not yet taken by a consumer plus those taken and not acknowledged: the work
     /// waiting for the link. Before the group exists, the stream length.
     pub async fn backlog(&self, group: &str) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
+        match self.group_backlog(group).await? {
+            Some(g) => Ok(g.lag + g.pending),
+            None => {
+                let len: u64 = redis::cmd("XLEN")
+                    .arg(self.keys.outbound())
+                    .query_async(&mut self.conn())
+                    .await?;
+                Ok(len)
+            }
+        }
+    }
+
+    /// The consumer group's pending and lag on the outbound stream; `None` before the group
+    /// (or the stream) exists.
+    pub async fn group_backlog(&self, group: &str) -> Result<Option<GroupBacklog>, StoreError> {
         let groups: Value = redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(self.keys.outbound())
-            .query_async(&mut conn)
+            .query_async(&mut self.conn())
             .await
             // "no such key": nothing was ever enqueued. Connection problems stay errors.
             .or_else(|e| {
@@ -77,15 +100,11 @@ impl Store {
                     .map_err(|e| StoreError::Unexpected(e.to_string()))?,
             ),
         };
-        match info.and_then(|g| g.groups.into_iter().find(|g| g.name == group)) {
-            Some(g) => Ok((g.lag.unwrap_or(0) + g.pending) as u64),
-            None => {
-                let len: u64 = redis::cmd("XLEN")
-                    .arg(self.keys.outbound())
-                    .query_async(&mut conn)
-                    .await?;
-                Ok(len)
-            }
-        }
+        Ok(info
+            .and_then(|g| g.groups.into_iter().find(|g| g.name == group))
+            .map(|g| GroupBacklog {
+                pending: g.pending as u64,
+                lag: g.lag.unwrap_or(0) as u64,
+            }))
     }
 }

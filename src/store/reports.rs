@@ -6,14 +6,15 @@ use std::sync::LazyLock;
 use redis::{Script, ScriptInvocation};
 
 use super::scripts::STATUS_RANK;
-use super::{Store, StoreError};
+use super::{MessageStatus, Store, StoreError};
 use crate::protocol::{Deliver, StatusReport};
 
 /// What happened to one report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportOutcome {
-    /// Written to the reports stream (correlated, or flagged `unmatched=1` when allowed).
-    Written,
+    /// Written to the reports stream, correlated; with the message's final status when this
+    /// report decided it (`delivered` or `failed`).
+    Written { decided: Option<MessageStatus> },
     /// This DELIVER was stored before (an ISMG redelivery): nothing written again.
     Duplicate,
     /// Written flagged `unmatched=1`: its Msg_Id maps to no message.
@@ -41,6 +42,7 @@ if not mapped and ARGV[3] ~= '1' then
 end
 local fields = {{unpack(ARGV, 7)}}
 local stat, now = ARGV[5], ARGV[6]
+local decided = ''
 if mapped then
   local rec = cmsgpack.unpack(mapped)
   local id, seg, segs, to = rec[1], rec[2], rec[3], rec[4]
@@ -73,6 +75,7 @@ if mapped then
             change[#change + 1] = 'error'
             change[#change + 1] = 'Stat ' .. failed_stat
           end
+          decided = ':' .. final
         end
         fields[#fields + 1] = 'status'
         fields[#fields + 1] = final
@@ -86,7 +89,7 @@ else
   fields[#fields + 1] = '1'
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
-if mapped then return 'written' end
+if mapped then return 'written' .. decided end
 return 'written_unmatched'
 "#
     ))
@@ -182,7 +185,13 @@ impl Store {
 
 fn parse_outcome(outcome: &str) -> Result<ReportOutcome, StoreError> {
     match outcome {
-        "written" => Ok(ReportOutcome::Written),
+        "written" => Ok(ReportOutcome::Written { decided: None }),
+        "written:delivered" => Ok(ReportOutcome::Written {
+            decided: Some(MessageStatus::Delivered),
+        }),
+        "written:failed" => Ok(ReportOutcome::Written {
+            decided: Some(MessageStatus::Failed),
+        }),
         "written_unmatched" => Ok(ReportOutcome::WrittenUnmatched),
         "duplicate" => Ok(ReportOutcome::Duplicate),
         "unmatched" => Ok(ReportOutcome::NotMatched),

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::MessageConfig;
 use crate::message::{OutboundMessage, build_submits};
+use crate::metrics::Metrics;
 use crate::session::Link;
 use crate::store::{Consumer, MessageStatus, OutboundEntry, StoreError};
 
@@ -37,6 +38,7 @@ pub struct Worker {
     reference: AtomicU16,
     /// Entries being sent by this process: never dispatched twice, kept owned in Redis.
     in_flight: InFlight,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -44,6 +46,7 @@ impl Worker {
         link: Link,
         consumer: Consumer,
         message: MessageConfig,
+        metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Worker {
         let slots = (link.window_size() * 4).max(consumer.config().batch);
@@ -55,6 +58,7 @@ impl Worker {
             slots: Arc::new(Semaphore::new(slots)),
             reference: AtomicU16::new(fastrand::u16(..)),
             in_flight: InFlight::default(),
+            metrics,
         }
     }
 
@@ -164,6 +168,7 @@ impl Worker {
                     tracing::debug!(stream_id = %entry.stream_id, %reason, "malformed outbound entry");
                     self.settle_dead(&entry, id.as_deref(), MessageStatus::Dead, &reason)
                         .await;
+                    self.metrics.worker_finished(MessageStatus::Dead);
                     acker.ack(entry.stream_id);
                 }
             }
@@ -189,6 +194,7 @@ impl Worker {
             }
             if status.is_some_and(MessageStatus::is_past_submission) {
                 // Reclaimed after its Msg_Ids were stored: sending again would duplicate it.
+                self.metrics.worker_skipped();
                 acker.ack(entry.stream_id);
                 continue;
             }
@@ -201,6 +207,7 @@ impl Worker {
                 shutdown: self.shutdown.clone(),
                 acker: acker.clone(),
                 in_flight: self.in_flight.clone(),
+                metrics: self.metrics.clone(),
             };
             tasks.spawn(async move {
                 job.send(entry, message, submits).await;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::REDIS_RETRY;
 use super::acker::Acker;
 use crate::message::OutboundMessage;
+use crate::metrics::Metrics;
 use crate::protocol::Submit;
 use crate::session::{Link, SubmitAccepted, SubmitError};
 use crate::store::{Consumer, MessageStatus, OutboundEntry, SegmentRecord, now_ms};
@@ -19,6 +20,7 @@ pub(crate) struct Job {
     pub shutdown: CancellationToken,
     pub acker: Acker,
     pub in_flight: super::in_flight::InFlight,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Job {
@@ -45,6 +47,13 @@ impl Job {
                 Err(e) => failure = Some(e),
             }
         }
+        let outcome = match &failure {
+            None => MessageStatus::Submitted,
+            Some(SubmitError::Rejected { .. } | SubmitError::FlowControlExhausted { .. }) => {
+                MessageStatus::Failed
+            }
+            Some(_) => MessageStatus::Dead,
+        };
         let recorded = match &failure {
             None => {
                 self.with_redis(|| {
@@ -54,12 +63,7 @@ impl Job {
                 .await
             }
             Some(e) => {
-                let status = match e {
-                    SubmitError::Rejected { .. } | SubmitError::FlowControlExhausted { .. } => {
-                        MessageStatus::Failed
-                    }
-                    _ => MessageStatus::Dead,
-                };
+                let status = outcome;
                 let reason = e.to_string();
                 tracing::debug!(id = %message.id, %reason, "message failed");
                 // Segments that did get a Msg_Id are kept so their reports still correlate.
@@ -79,6 +83,7 @@ impl Job {
             }
         };
         if recorded {
+            self.metrics.worker_finished(outcome);
             self.acker.ack(entry.stream_id);
         } else {
             self.in_flight.remove(&entry.stream_id);

@@ -32,12 +32,38 @@ pub async fn request(
     content_type: Option<&str>,
     body: &str,
 ) -> Response {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("Content-Type", ct))
+        .into_iter()
+        .collect();
+    request_with_headers(addr, method, path, &headers, body).await
+}
+
+/// A JSON request carrying an API key.
+pub async fn request_with_key(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> Response {
+    let headers = [("Content-Type", "application/json"), ("X-API-Key", key)];
+    request_with_headers(addr, method, path, &headers, body).await
+}
+
+pub async fn request_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
     let mut stream = TcpStream::connect(addr)
         .await
         .expect("connect to the gateway");
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream.write_all(head.as_bytes()).await.unwrap();

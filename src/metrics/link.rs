@@ -1,0 +1,231 @@
+//! Link events → link, window, heartbeat and DELIVER metrics of one link. The children of each
+//! family are looked up once here, so an event costs an atomic add, not a label hash.
+
+use std::sync::Arc;
+
+use prometheus::{Histogram, IntCounter, IntGauge};
+
+use super::Metrics;
+use crate::protocol::CommandId;
+use crate::session::{ConnectOutcome, DisconnectReason, LinkEvent, LinkObserver, LinkState};
+
+const STATES: [LinkState; 5] = [
+    LinkState::Connecting,
+    LinkState::Up,
+    LinkState::Down,
+    LinkState::Closing,
+    LinkState::Closed,
+];
+const CONNECT_RESULTS: [ConnectOutcome; 8] = [
+    ConnectOutcome::Ok,
+    ConnectOutcome::Unreachable,
+    ConnectOutcome::Refused(2),
+    ConnectOutcome::Refused(3),
+    ConnectOutcome::Refused(4),
+    ConnectOutcome::Refused(9),
+    ConnectOutcome::AuthenticatorMismatch,
+    ConnectOutcome::Protocol,
+];
+const DISCONNECT_REASONS: [DisconnectReason; 7] = [
+    DisconnectReason::PeerClosed,
+    DisconnectReason::PeerTerminated,
+    DisconnectReason::Malformed,
+    DisconnectReason::HeartbeatLost,
+    DisconnectReason::WriteStalled,
+    DisconnectReason::Io,
+    DisconnectReason::Shutdown,
+];
+/// SUBMIT_RESP Results counted by value (the spec defines 0–13); the rest are `other`.
+const NAMED_RESULTS: u32 = 14;
+const TIMEOUT_COMMANDS: [&str; 5] = ["submit", "active_test", "query", "cancel", "other"];
+
+pub struct LinkMetrics {
+    metrics: Arc<Metrics>,
+    link: String,
+    up: IntGauge,
+    in_flight: IntGauge,
+    rtt: Histogram,
+    submits: Vec<IntCounter>,
+    submits_other: IntCounter,
+    flow_control: IntCounter,
+    retransmits: IntCounter,
+    heartbeats_sent: IntCounter,
+    heartbeats_answered: IntCounter,
+    heartbeats_missed: IntCounter,
+    peer_heartbeats_answered: IntCounter,
+    delivers_report: IntCounter,
+    delivers_mo: IntCounter,
+    delivers_queue_full: IntCounter,
+}
+
+impl LinkMetrics {
+    /// `link` names the link in every series (the CMPP account); `window` is its W.
+    pub fn new(metrics: Arc<Metrics>, link: &str, window: usize) -> LinkMetrics {
+        let f = &metrics.families;
+        let l = &[link];
+        f.window_size.with_label_values(l).set(window as i64);
+        for state in STATES {
+            f.link_state.with_label_values(&[link, state.as_str()]);
+        }
+        for outcome in CONNECT_RESULTS {
+            f.connect_attempts
+                .with_label_values(&[link, outcome.as_str()]);
+        }
+        for reason in DISCONNECT_REASONS {
+            f.disconnects.with_label_values(&[link, reason.as_str()]);
+        }
+        for command in TIMEOUT_COMMANDS {
+            f.request_timeouts.with_label_values(&[link, command]);
+        }
+        f.authenticator_mismatches.with_label_values(l);
+        f.malformed_pdus.with_label_values(l);
+        f.unexpected_pdus.with_label_values(l);
+        f.delivers_refused
+            .with_label_values(&[link, "store_failed"]);
+        let child = |family: &prometheus::IntCounterVec| family.with_label_values(l);
+        let observer = LinkMetrics {
+            link: link.to_owned(),
+            up: f.link_up.with_label_values(l),
+            in_flight: f.window_in_flight.with_label_values(l),
+            rtt: f.submit_rtt.with_label_values(l),
+            submits: (0..NAMED_RESULTS)
+                .map(|r| f.submits.with_label_values(&[link, &r.to_string()]))
+                .collect(),
+            submits_other: f.submits.with_label_values(&[link, "other"]),
+            flow_control: child(&f.flow_control),
+            retransmits: child(&f.retransmits),
+            heartbeats_sent: child(&f.heartbeats_sent),
+            heartbeats_answered: child(&f.heartbeats_answered),
+            heartbeats_missed: child(&f.heartbeats_missed),
+            peer_heartbeats_answered: child(&f.peer_heartbeats_answered),
+            delivers_report: f.delivers.with_label_values(&[link, "report"]),
+            delivers_mo: f.delivers.with_label_values(&[link, "mo"]),
+            delivers_queue_full: f.delivers_refused.with_label_values(&[link, "queue_full"]),
+            metrics: metrics.clone(),
+        };
+        observer.set_state(LinkState::Connecting);
+        observer
+    }
+
+    fn set_state(&self, current: LinkState) {
+        let f = &self.metrics.families;
+        for state in STATES {
+            f.link_state
+                .with_label_values(&[&self.link, state.as_str()])
+                .set(i64::from(state == current));
+        }
+        self.up.set(i64::from(current == LinkState::Up));
+    }
+
+    fn labelled(&self, family: &prometheus::IntCounterVec, value: &str) -> IntCounter {
+        family.with_label_values(&[&self.link, value])
+    }
+}
+
+fn timeout_command(command: CommandId) -> &'static str {
+    match command {
+        CommandId::Submit => "submit",
+        CommandId::ActiveTest => "active_test",
+        CommandId::Query => "query",
+        CommandId::Cancel => "cancel",
+        _ => "other",
+    }
+}
+
+impl LinkObserver for LinkMetrics {
+    fn on_event(&self, event: &LinkEvent) {
+        let f = &self.metrics.families;
+        match event {
+            LinkEvent::StateChanged { state } => self.set_state(*state),
+            LinkEvent::ConnectAttempt { outcome } => {
+                self.labelled(&f.connect_attempts, outcome.as_str()).inc()
+            }
+            LinkEvent::AuthenticatorMismatch => f
+                .authenticator_mismatches
+                .with_label_values(&[&self.link])
+                .inc(),
+            LinkEvent::Disconnected { reason } => {
+                self.labelled(&f.disconnects, reason.as_str()).inc()
+            }
+            LinkEvent::RequestSent { retransmit, .. } => {
+                if *retransmit {
+                    self.retransmits.inc();
+                }
+            }
+            LinkEvent::Response {
+                command: CommandId::SubmitResp,
+                rtt,
+                result,
+            } => {
+                self.rtt.observe(rtt.as_secs_f64());
+                match self.submits.get(*result as usize) {
+                    Some(counter) => counter.inc(),
+                    None => self.submits_other.inc(),
+                }
+            }
+            LinkEvent::Response { .. } => {}
+            LinkEvent::FlowControl => self.flow_control.inc(),
+            LinkEvent::RequestTimeout { command } => self
+                .labelled(&f.request_timeouts, timeout_command(*command))
+                .inc(),
+            LinkEvent::HeartbeatSent => self.heartbeats_sent.inc(),
+            LinkEvent::HeartbeatAnswered => self.heartbeats_answered.inc(),
+            LinkEvent::HeartbeatMissed => self.heartbeats_missed.inc(),
+            LinkEvent::PeerHeartbeatAnswered => self.peer_heartbeats_answered.inc(),
+            LinkEvent::DeliverReceived { report: true } => self.delivers_report.inc(),
+            LinkEvent::DeliverReceived { report: false } => self.delivers_mo.inc(),
+            LinkEvent::DeliverRefused => self.delivers_queue_full.inc(),
+            LinkEvent::MalformedPdu => f.malformed_pdus.with_label_values(&[&self.link]).inc(),
+            LinkEvent::UnexpectedPdu { .. } => {
+                f.unexpected_pdus.with_label_values(&[&self.link]).inc()
+            }
+            LinkEvent::InFlight { count } => self.in_flight.set(*count as i64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn events_move_the_series_of_their_link() {
+        let metrics = Arc::new(Metrics::new());
+        let link = LinkMetrics::new(metrics.clone(), "900001", 16);
+        link.on_event(&LinkEvent::StateChanged {
+            state: LinkState::Up,
+        });
+        link.on_event(&LinkEvent::Response {
+            command: CommandId::SubmitResp,
+            rtt: Duration::from_millis(2),
+            result: 8,
+        });
+        link.on_event(&LinkEvent::Response {
+            command: CommandId::SubmitResp,
+            rtt: Duration::from_millis(2),
+            result: 200,
+        });
+        link.on_event(&LinkEvent::InFlight { count: 5 });
+        link.on_event(&LinkEvent::RequestTimeout {
+            command: CommandId::Submit,
+        });
+        let text = metrics.render();
+        for line in [
+            r#"cmpp_link_up{link="900001"} 1"#,
+            r#"cmpp_link_state{link="900001",state="up"} 1"#,
+            r#"cmpp_link_state{link="900001",state="connecting"} 0"#,
+            r#"cmpp_link_submits_total{link="900001",result="8"} 1"#,
+            r#"cmpp_link_submits_total{link="900001",result="other"} 1"#,
+            r#"cmpp_link_submits_total{link="900001",result="0"} 0"#,
+            r#"cmpp_link_window_in_flight{link="900001"} 5"#,
+            r#"cmpp_link_window_size{link="900001"} 16"#,
+            r#"cmpp_link_request_timeouts_total{command="submit",link="900001"} 1"#,
+            r#"cmpp_link_submit_rtt_seconds_count{link="900001"} 2"#,
+            r#"cmpp_link_disconnects_total{link="900001",reason="heartbeat_lost"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+    }
+}
