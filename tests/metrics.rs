@@ -77,7 +77,7 @@ async fn metrics_follow_traffic() {
         ("cmpp_http_messages_accepted_total", 1.0),
         (r#"cmpp_http_requests_total{code="401",route="send"}"#, 1.0),
         (r#"cmpp_http_requests_total{code="202",route="send"}"#, 1.0),
-        (r#"cmpp_stream_length{stream="mt"}"#, 1.0),
+        (r#"cmpp_consumer_group_lag{stream="mt"}"#, 0.0),
         (r#"cmpp_stream_length{stream="reports"}"#, 1.0),
         (r#"cmpp_stream_length{stream="mo"}"#, 1.0),
         (r#"cmpp_consumer_group_pending{stream="mt"}"#, 0.0),

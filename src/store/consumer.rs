@@ -276,6 +276,7 @@ impl Consumer {
             .key(id.map(|id| self.store.keys.state(id)).unwrap_or_default())
             .arg(status.as_str())
             .arg(self.store.ttl_ms())
+            .arg(self.store.config().inbound_maxlen)
             .arg(state.len() / 2)
             .arg(&state[..])
             .arg(
@@ -315,6 +316,11 @@ impl Consumer {
             .query_async(&mut self.store.conn())
             .await?;
         Ok(())
+    }
+
+    /// See [`Store::trim_outbound`].
+    pub async fn trim_acknowledged(&self) -> Result<u64, StoreError> {
+        self.store.trim_outbound().await
     }
 
     pub async fn ack(&self, stream_ids: &[String]) -> Result<(), StoreError> {

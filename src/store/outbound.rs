@@ -1,6 +1,7 @@
 //! The ingress side: enqueue messages (with idempotency) and measure the backlog.
 
 use redis::Value;
+use redis::streams::{StreamInfoGroup, StreamInfoGroupsReply, StreamPendingReply};
 
 use super::scripts::ENQUEUE;
 use super::{Store, StoreError, now_ms};
@@ -80,6 +81,57 @@ impl Store {
     /// The consumer group's pending and lag on the outbound stream; `None` before the group
     /// (or the stream) exists.
     pub async fn group_backlog(&self, group: &str) -> Result<Option<GroupBacklog>, StoreError> {
+        Ok(self
+            .outbound_groups()
+            .await?
+            .into_iter()
+            .find(|g| g.name == group)
+            .map(|g| GroupBacklog {
+                pending: g.pending as u64,
+                lag: g.lag.unwrap_or(0) as u64,
+            }))
+    }
+
+    /// Deletes the outbound entries that every consumer group (ours, and any an application
+    /// added) has read and acknowledged: the stream would otherwise keep every message ever
+    /// sent. Entries pending or not yet read are never touched; without a group, nothing is.
+    /// Approximate (`MINID ~`), so Redis frees whole blocks cheaply. Returns the entries deleted.
+    pub async fn trim_outbound(&self) -> Result<u64, StoreError> {
+        let mut floor: Option<(u64, u64)> = None;
+        for group in self.outbound_groups().await? {
+            let Some((ms, seq)) = parse_stream_id(&group.last_delivered_id) else {
+                return Ok(0);
+            };
+            let mut group_floor = (ms, seq.saturating_add(1));
+            if group.pending > 0 {
+                let pending: StreamPendingReply = redis::cmd("XPENDING")
+                    .arg(self.keys.outbound())
+                    .arg(&group.name)
+                    .query_async(&mut self.conn())
+                    .await?;
+                if let StreamPendingReply::Data(data) = pending {
+                    match parse_stream_id(&data.start_id) {
+                        Some(first) => group_floor = group_floor.min(first),
+                        None => return Ok(0),
+                    }
+                }
+            }
+            floor = Some(floor.map_or(group_floor, |f| f.min(group_floor)));
+        }
+        let Some((ms, seq)) = floor else {
+            return Ok(0);
+        };
+        let deleted: u64 = redis::cmd("XTRIM")
+            .arg(self.keys.outbound())
+            .arg("MINID")
+            .arg("~")
+            .arg(format!("{ms}-{seq}"))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(deleted)
+    }
+
+    async fn outbound_groups(&self) -> Result<Vec<StreamInfoGroup>, StoreError> {
         let groups: Value = redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(self.keys.outbound())
@@ -93,18 +145,32 @@ impl Store {
                     Ok(Value::Nil)
                 }
             })?;
-        let info: Option<redis::streams::StreamInfoGroupsReply> = match groups {
-            Value::Nil => None,
-            other => Some(
-                redis::from_redis_value(other)
-                    .map_err(|e| StoreError::Unexpected(e.to_string()))?,
-            ),
-        };
-        Ok(info
-            .and_then(|g| g.groups.into_iter().find(|g| g.name == group))
-            .map(|g| GroupBacklog {
-                pending: g.pending as u64,
-                lag: g.lag.unwrap_or(0) as u64,
-            }))
+        match groups {
+            Value::Nil => Ok(Vec::new()),
+            other => redis::from_redis_value::<StreamInfoGroupsReply>(other)
+                .map(|reply| reply.groups)
+                .map_err(|e| StoreError::Unexpected(e.to_string())),
+        }
+    }
+}
+
+/// A stream entry id `ms-seq` as numbers, so ids compare in stream order.
+fn parse_stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_stream_id;
+
+    #[test]
+    fn stream_ids_compare_as_numbers() {
+        assert_eq!(
+            parse_stream_id("1700000000000-12"),
+            Some((1_700_000_000_000, 12))
+        );
+        assert!(parse_stream_id("9-0") < parse_stream_id("10-0"));
+        assert_eq!(parse_stream_id("garbage"), None);
     }
 }

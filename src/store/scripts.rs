@@ -84,17 +84,18 @@ pub static TRANSITION: LazyLock<Script> = LazyLock::new(|| {
 /// A message that failed for good: the dead-letter entry and the final state together, so a
 /// retry after an error never writes the dead letter twice.
 /// KEYS[1] dead-letter stream, KEYS[2] state key or ""; ARGV[1] status, ARGV[2] TTL ms,
-/// ARGV[3] number of state field/value pairs k, then k pairs, then the dead-letter fields.
+/// ARGV[3] approximate MAXLEN of the dead-letter stream, ARGV[4] number of state field/value
+/// pairs k, then k pairs, then the dead-letter fields.
 pub static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"{TRANSITION_FN}
-local k = tonumber(ARGV[3])
+local k = tonumber(ARGV[4])
 if KEYS[2] ~= '' then
   local current = redis.call('HGET', KEYS[2], 'status')
   if current == 'failed' or current == 'dead' then return 0 end
-  transition(KEYS[2], ARGV[1], ARGV[2], {{unpack(ARGV, 4, 3 + 2 * k)}})
+  transition(KEYS[2], ARGV[1], ARGV[2], {{unpack(ARGV, 5, 4 + 2 * k)}})
 end
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4 + 2 * k))
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 5 + 2 * k))
 return 1
 "#
     ))

@@ -5,6 +5,7 @@
 mod acker;
 mod in_flight;
 mod send;
+mod trimmer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -68,6 +69,7 @@ impl Worker {
         let acker = Acker::spawn(self.consumer.clone(), self.in_flight.clone(), &tasks);
         self.in_flight
             .spawn_keeper(self.consumer.clone(), self.shutdown.clone(), &tasks);
+        tasks.spawn(trimmer::run(self.consumer.clone(), self.shutdown.clone()));
         self.wait_for_group().await;
         let reclaim_every = (self.consumer.config().reclaim_idle / 2).max(Duration::from_secs(1));
         let mut next_reclaim = Instant::now();

@@ -1,0 +1,29 @@
+//! Keeps the outbound stream to the work not yet done: entries every consumer group has
+//! acknowledged are deleted now and then (they are sent; their state lives in the state hash).
+//! Every instance may run it; trimming below the lowest unacknowledged entry is idempotent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Consumer;
+
+const EVERY: Duration = Duration::from_secs(10);
+
+pub(crate) async fn run(consumer: Arc<Consumer>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match consumer.trim_acknowledged().await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "trimmed acknowledged outbound entries"),
+            // The next tick tries again; the worker's own reads report Redis trouble.
+            Err(e) => tracing::debug!(error = %e, "cannot trim the outbound stream"),
+        }
+    }
+}

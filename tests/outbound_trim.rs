@@ -1,0 +1,120 @@
+//! The outbound stream keeps only the work not yet done: entries every consumer group has
+//! acknowledged are trimmed, pending and unread ones never are, and an application's group that
+//! has read nothing holds everything.
+
+mod common;
+
+use cmpp_gateway::config::GatewayConfig;
+use cmpp_gateway::store::Store;
+use common::redis::{RedisServer, connect};
+
+const GROUP: &str = "gateway";
+
+async fn store(redis: &RedisServer) -> Store {
+    let json = serde_json::json!({
+        "user": "900001", "password": "888888", "sms_accessno": "1064899104221",
+        "cmpp_host": "127.0.0.1", "cmpp_port": 7890, "redis_url": redis.url(),
+    });
+    let config = GatewayConfig::from_str_with_env("t.json", &json.to_string(), &|_| None).unwrap();
+    Store::connect(&config.redis, config.store.clone())
+        .await
+        .unwrap()
+}
+
+async fn ids(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("cmpp:mt")
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    entries.into_iter().map(|(id, _)| id).collect()
+}
+
+#[tokio::test]
+async fn only_entries_every_group_acknowledged_are_trimmed() {
+    let redis = RedisServer::start();
+    let mut conn = connect(&redis).await;
+    let store = store(&redis).await;
+    assert_eq!(store.trim_outbound().await.unwrap(), 0, "no stream yet");
+
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("cmpp:mt")
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Explicit ids, so the 100-entry blocks Redis trims whole are known.
+    let mut pipe = redis::pipe();
+    for n in 1..=300 {
+        pipe.cmd("XADD")
+            .arg("cmpp:mt")
+            .arg(format!("{n}-0"))
+            .arg("to")
+            .arg("13800138000")
+            .ignore();
+    }
+    let () = pipe.query_async(&mut conn).await.unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("stream-node-max-entries")
+        .arg(100)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // 250 read, the first 200 acknowledged: 201–250 pending, 251–300 unread.
+    let read: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(GROUP)
+        .arg("c1")
+        .arg("COUNT")
+        .arg(250)
+        .arg("STREAMS")
+        .arg("cmpp:mt")
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_ne!(read, redis::Value::Nil);
+    let acked: Vec<String> = (1..=200).map(|n| format!("{n}-0")).collect();
+    let n: u64 = redis::cmd("XACK")
+        .arg("cmpp:mt")
+        .arg(GROUP)
+        .arg(&acked)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 200);
+
+    // An application's own group that has read nothing yet holds every entry.
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("cmpp:mt")
+        .arg("audit")
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(store.trim_outbound().await.unwrap(), 0);
+    assert_eq!(ids(&mut conn).await.len(), 300);
+    let () = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg("cmpp:mt")
+        .arg("audit")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let deleted = store.trim_outbound().await.unwrap();
+    let left = ids(&mut conn).await;
+    let expected: Vec<String> = (201..=300).map(|n| format!("{n}-0")).collect();
+    assert_eq!(
+        (deleted, left),
+        (200, expected),
+        "the 200 acknowledged entries go, the 50 pending and 50 unread stay"
+    );
+}
