@@ -21,6 +21,8 @@ pub struct LoopRun {
     pub messages_per_second: f64,
     /// Enqueue (`ts`) to the final report's `received_at`, in microseconds.
     pub enqueue_to_report: Latency,
+    /// Reports that overtook their SUBMIT_RESP bookkeeping and waited for the Msg_Id map.
+    pub report_match_waits: u64,
     pub mo: u64,
     pub mo_seconds: f64,
     pub mo_per_second: f64,
@@ -81,6 +83,10 @@ pub async fn run(count: u64, mo: u64, window: usize, rate_limit: u64) -> Result<
     }
     let finals = wait_for_finals(&mut conn, count).await?;
     let elapsed = started.elapsed();
+    let report_match_waits = gateway
+        .metric("cmpp_reports_match_waits_total")
+        .await?
+        .unwrap_or(0.0) as u64;
     let latencies = finals
         .iter()
         .filter_map(|(id, received)| {
@@ -108,6 +114,7 @@ pub async fn run(count: u64, mo: u64, window: usize, rate_limit: u64) -> Result<
         seconds: elapsed.as_secs_f64(),
         messages_per_second: rate(count, elapsed),
         enqueue_to_report: Latency::from_micros(latencies),
+        report_match_waits,
         mo,
         mo_seconds: mo_elapsed.as_secs_f64(),
         mo_per_second: rate(mo, mo_elapsed),

@@ -78,6 +78,30 @@ impl RunningGateway {
         }
     }
 
+    /// The value of one series of its `/metrics` (`name{labels}` as exposed), if present.
+    pub async fn metric(&self, series: &str) -> Result<Option<f64>, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.http)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut body = String::new();
+        stream
+            .read_to_string(&mut body)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(body
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()))
+    }
+
     /// Graceful stop; returns how the gateway ended.
     pub async fn stop(self) -> Result<(), String> {
         self.shutdown.cancel();

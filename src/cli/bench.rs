@@ -130,7 +130,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
                 println!(
-                    "loop W={:<3} rate {:>6} {:>8} messages in {:6.2} s = {:>8.0}/s to final report  enqueue->report p50 {} us  p99 {} us  |  MO {:>6} in {:5.2} s = {:>7.0}/s",
+                    "loop W={:<3} rate {:>6} {:>8} messages in {:6.2} s = {:>8.0}/s to final report  enqueue->report p50 {} us  p99 {} us  match waits {}  |  MO {:>6} in {:5.2} s = {:>7.0}/s",
                     a.window,
                     a.rate,
                     r.messages,
@@ -138,6 +138,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                     r.messages_per_second,
                     r.enqueue_to_report.p50_us,
                     r.enqueue_to_report.p99_us,
+                    r.report_match_waits,
                     r.mo,
                     r.mo_seconds,
                     r.mo_per_second

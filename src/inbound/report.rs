@@ -9,8 +9,12 @@ use crate::metrics::Metrics;
 use crate::protocol::Deliver;
 use crate::store::{ReportOutcome, Store, StoreError, now_ms};
 
-/// How often an unmatched report is tried again while its Msg_Id may still be mapped.
-const MATCH_RETRY: Duration = Duration::from_millis(100);
+/// Waits between tries of a report whose Msg_Id is not mapped yet: short at first, because the
+/// usual cause is the SUBMIT_RESP bookkeeping still on its way to Redis (a millisecond or two),
+/// and the ISMG keeps only a few DELIVERs unanswered, so a waiting report holds up the others;
+/// then longer, for a Msg_Id that is late for another reason.
+const FIRST_MATCH_RETRY: Duration = Duration::from_millis(1);
+const MAX_MATCH_RETRY: Duration = Duration::from_millis(100);
 
 /// Stores the report carried by `deliver`; `Ok` means it is in the reports stream (or was
 /// before: a redelivery).
@@ -36,6 +40,7 @@ pub(crate) async fn handle(
     // A report can overtake the bookkeeping of its own SUBMIT_RESP: give the Msg_Id map
     // `report_match_wait` to appear before writing the report as unmatched.
     let give_up_at = Instant::now() + config.report_match_wait;
+    let mut pause = FIRST_MATCH_RETRY;
     loop {
         let last_chance = Instant::now() >= give_up_at;
         match store
@@ -57,8 +62,12 @@ pub(crate) async fn handle(
             }
             ReportOutcome::Duplicate => return Ok(()),
             ReportOutcome::NotMatched => {
+                if pause == FIRST_MATCH_RETRY {
+                    metrics.families.reports_match_waits.inc();
+                }
                 let left = give_up_at.saturating_duration_since(Instant::now());
-                tokio::time::sleep(MATCH_RETRY.min(left)).await;
+                tokio::time::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(MAX_MATCH_RETRY);
             }
         }
     }

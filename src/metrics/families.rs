@@ -42,6 +42,7 @@ pub struct Families {
     pub reports: IntCounterVec,
     pub reports_unmatched: IntCounter,
     pub reports_malformed: IntCounter,
+    pub reports_match_waits: IntCounter,
     pub messages_final: IntCounterVec,
     pub mo_messages: IntCounterVec,
     pub mo_reassembly_pending: IntGauge,
@@ -176,6 +177,10 @@ impl Families {
             reports_malformed: r.counter(
                 "cmpp_reports_malformed_total",
                 "Report bodies that could not be decoded, written raw",
+            ),
+            reports_match_waits: r.counter(
+                "cmpp_reports_match_waits_total",
+                "Reports that arrived before their Msg_Id was recorded and waited for it",
             ),
             messages_final: r.counters(
                 "cmpp_messages_final_total",
