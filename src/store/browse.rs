@@ -281,7 +281,11 @@ impl Store {
                 .into_iter()
                 .map(|r| Ok(parse_entries(r)?.into_iter().next()))
                 .collect::<Result<_, StoreError>>()?;
-            if let Some(page) = scan.take(members, entries) {
+            if let Some(mut page) = scan.take(members, entries) {
+                // The index orders entries of one millisecond by id as text (…-10 before
+                // …-9); within the page, put them in stream order.
+                page.items
+                    .sort_by_key(|e| std::cmp::Reverse(entry_order(&e.entry_id)));
                 return Ok(page);
             }
         }
@@ -380,6 +384,12 @@ fn parse_entries(reply: redis::Value) -> Result<Vec<StreamEntry>, StoreError> {
             })
         })
         .collect()
+}
+
+/// An entry id as (milliseconds, sequence), for sorting.
+fn entry_order(entry_id: &str) -> (u64, u64) {
+    let (ms, seq) = entry_id.split_once('-').unwrap_or((entry_id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 fn lossy(v: &redis::Value) -> Option<String> {

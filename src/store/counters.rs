@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Store, StoreError, now_ms};
 
 /// Long enough to cover the hour read back, short enough that the keys never pile up.
-pub const COUNTER_TTL: Duration = Duration::from_secs(2 * 3600);
+pub(crate) const COUNTER_TTL: Duration = Duration::from_secs(2 * 3600);
 const MINUTES: u64 = 60;
 
 /// Messages decided by a report in the last hour (the current minute and the 59 before it).

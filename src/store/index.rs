@@ -21,9 +21,10 @@ use redis::Script;
 use super::{Store, StoreError};
 
 /// One write in this many (by the entry's millisecond) also trims a per-number index.
-pub(crate) const TRIM_EVERY: u64 = 16;
+const TRIM_EVERY: u64 = 16;
 
-/// `index_add(key, ms, member, ttl_ms)`: the per-number index write shared by the scripts.
+/// `index_add(key, ms, member, ttl_ms)`: the per-number index write shared by the scripts
+/// (trimming on one write in [`TRIM_EVERY`], like [`Store::index_message`]).
 pub(crate) const INDEX_ADD_FN: &str = r#"
 local function index_add(key, ms, member, ttl)
   redis.call('ZADD', key, ms, member)
@@ -83,7 +84,7 @@ impl std::fmt::Display for IndexCursor {
 }
 
 /// The millisecond part of a stream entry id (`1700000000000-0`).
-pub fn entry_ms(entry_id: &str) -> Option<u64> {
+fn entry_ms(entry_id: &str) -> Option<u64> {
     entry_id.split('-').next()?.parse().ok()
 }
 
@@ -175,6 +176,11 @@ mod tests {
         assert_eq!(IndexCursor::parse("x:1"), None);
         assert_eq!(IndexCursor::parse("12:"), None);
         assert_eq!(IndexCursor::parse("12"), None);
+    }
+
+    #[test]
+    fn the_scripts_trim_as_often_as_the_pipeline() {
+        assert!(INDEX_ADD_FN.contains(&format!("t % {TRIM_EVERY} == 0")));
     }
 
     #[test]

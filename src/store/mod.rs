@@ -20,8 +20,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use browse::{MessageQuery, MessageRow, Page, SCAN_BUDGET, StreamEntry, is_stream_id};
 pub use consumer::{Consumer, OutboundEntry, SegmentRecord, Submitted};
-pub use counters::{COUNTER_TTL, HourOutcomes};
-pub use index::{IndexCursor, entry_ms};
+pub use counters::HourOutcomes;
+pub use index::IndexCursor;
 pub use keys::Keys;
 pub use mo::{MoEntry, MoOutcome, MoSweep};
 pub use outbound::Enqueued;
