@@ -28,8 +28,8 @@
 
   const pad = (n) => String(n).padStart(2, '0');
   function time(ms) {
-    if (!ms) return '';
     const d = new Date(Number(ms));
+    if (!ms || Number.isNaN(d.getTime())) return '';
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
       `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   }
@@ -330,7 +330,8 @@
       this.cursors = [null];
       this.next = null;
       this.loaded = false;
-      this.busy = false;
+      // Only the latest request's answer is shown: a search must not lose to a refresh.
+      this.latest = 0;
     }
 
     reload() { this.cursors = [null]; return this.load(); }
@@ -340,18 +341,16 @@
     newer() { if (this.cursors.length > 1) { this.cursors.pop(); this.load(); } }
 
     async load() {
-      if (this.busy) return;
-      this.busy = true;
+      const request = ++this.latest;
       const cursor = this.cursors[this.cursors.length - 1];
+      this.loaded = true;
       try {
         const page = await api(this.spec.path + query({ ...this.search, cursor, limit: PAGE_SIZE }));
+        if (request !== this.latest) return;
         this.next = page.next_cursor;
         this.render(page.items);
       } catch (e) {
-        this.root.replaceChildren(el('p', { class: 'error', role: 'alert' }, e.message));
-      } finally {
-        this.loaded = true;
-        this.busy = false;
+        if (request === this.latest) this.root.replaceChildren(el('p', { class: 'error', role: 'alert' }, e.message));
       }
     }
 
