@@ -359,7 +359,11 @@ async fn routing_health_and_absent_link() {
     );
     let resp = call(&state, get("/nowhere")).await;
     assert_error(&resp, 404, None);
-    let resp = call(&state, get("/v1/messages")).await;
+    let resp = call(
+        &state,
+        warp::test::request().method("PUT").path("/v1/messages"),
+    )
+    .await;
     assert_error(&resp, 405, None);
     assert!(
         header(&resp, "x-request-id").is_some(),

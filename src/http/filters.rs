@@ -13,7 +13,7 @@ use super::auth::api_key;
 use super::body::{capped, content_type};
 use super::request_log::{finish, request_id, request_meta, respond};
 use super::state::HttpState;
-use super::{compat, errors, handlers};
+use super::{browse, compat, console, errors, handlers, stats};
 
 /// Every route, answered as JSON, with a request id and one log line per request.
 pub fn routes(
@@ -29,6 +29,12 @@ pub fn routes(
         .or(link(state.clone()))
         .unify()
         .or(metrics(state.clone()))
+        .unify()
+        .or(browse::routes(state.clone()))
+        .unify()
+        .or(stats::routes(state.clone()))
+        .unify()
+        .or(console::routes())
         .unify()
         .or(compat::routes(state.clone()))
         .unify()

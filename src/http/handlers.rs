@@ -82,8 +82,13 @@ pub async fn message_state(state: Arc<HttpState>, id: String) -> Result<Response
 
 /// `GET /v1/link`.
 pub async fn link(state: Arc<HttpState>) -> Result<Response, HttpError> {
+    Ok(json_response(StatusCode::OK, &link_view(&state)))
+}
+
+/// The link as `/v1/link` and `/v1/stats` show it.
+pub fn link_view(state: &HttpState) -> LinkView {
     let Some(link) = state.link() else {
-        let absent = LinkView {
+        return LinkView {
             state: "absent",
             since: None,
             reason: None,
@@ -91,7 +96,6 @@ pub async fn link(state: Arc<HttpState>) -> Result<Response, HttpError> {
             stats: None,
             rates: None,
         };
-        return Ok(json_response(StatusCode::OK, &absent));
     };
     let status = link.status();
     let stats = link.stats().snapshot();
@@ -101,7 +105,7 @@ pub async fn link(state: Arc<HttpState>) -> Result<Response, HttpError> {
         .unwrap_or_else(|p| p.into_inner())
         .rates(tokio::time::Instant::now(), Counters::from(&stats));
     let size = link.window_size();
-    let view = LinkView {
+    LinkView {
         state: status.state.as_str(),
         since: status
             .since
@@ -115,6 +119,5 @@ pub async fn link(state: Arc<HttpState>) -> Result<Response, HttpError> {
         }),
         stats: Some(stats),
         rates,
-    };
-    Ok(json_response(StatusCode::OK, &view))
+    }
 }

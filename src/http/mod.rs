@@ -11,6 +11,17 @@
 //! | `GET /healthz` | 200 `{"status":"ok"}` while the process runs (no API key needed) |
 //! | `GET /readyz` | 200 when Redis answers (and the link is up if `readyz_requires_link`); else 503 (no API key needed) |
 //! | `GET/POST /submit`, `/send` | the original gateway's API, always 200 with `result` 0 / -1 / -2 ([`compat`]) |
+//! | `GET /v1/messages?to=&id=&status=&cursor=&limit=` | 200 `{"items":[message rows],"next_cursor"}`, newest first ([`browse`]) |
+//! | `GET /v1/mo?from=&cursor=&limit=` | 200 `{"items":[{"entry_id","fields"}],"next_cursor"}`: MO entries, newest first |
+//! | `GET /v1/reports?to=&cursor=&limit=` | the same for status reports |
+//! | `GET /v1/dead?cursor=&limit=` | the same for dead letters |
+//! | `GET /v1/stats` | 200 the console's cards: link, backlog, dead letters, last hour's delivery ratio ([`stats`]) |
+//! | `GET /v1/config` | 200 what the send form needs to count segments like the server |
+//! | `GET /`, `/console/app.js`, `/console/style.css` | the web console (no API key needed: no data in them) ([`console`]) |
+//!
+//! List parameters: `limit` 1–200 (default 50); `cursor` is the previous page's `next_cursor`
+//! (`null` on the last page); numbers are searched whole, `+86`/`86` prefixes removed; an
+//! unknown parameter is a 400, a bad value a 400/422 naming it ([`params`]).
 //!
 //! Every error is JSON `{"error": "...", "field": "..."}` (`field` when it is about one). With
 //! `api_keys` set, every route but the health checks needs `Authorization: Bearer <key>` or
@@ -24,18 +35,24 @@
 //! - [`models`]: the JSON read and written; [`errors`]: [`HttpError`] with `status()`, `recover`.
 //! - [`auth`], [`body`] (content type, size cap), [`request_log`] (ids, log line),
 //!   [`rates`] (link rates), [`state`] ([`HttpState`]).
+//! - The console: [`console`] (the page), [`browse`] (lists), [`stats`] (cards, send-form
+//!   settings), [`params`] (list query strings).
 
 mod accept;
 mod auth;
 mod body;
+mod browse;
 mod compat;
+mod console;
 mod errors;
 mod filters;
 mod handlers;
 mod models;
+mod params;
 mod rates;
 mod request_log;
 mod state;
+mod stats;
 
 use std::convert::Infallible;
 use std::sync::Arc;

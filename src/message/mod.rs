@@ -12,4 +12,4 @@ pub use build::build_submits;
 pub use entry::{Content, OutboundMessage};
 pub use id::new_message_id;
 pub use invalid::{Invalid, InvalidKind};
-pub use validate::normalize_msisdn;
+pub use validate::{SRC_ID_LEN, normalize_msisdn};

@@ -7,7 +7,7 @@ use crate::config::MessageConfig;
 use crate::text::{Coding, Decoded, choose_coding, decode_text, segment_count, split_binary};
 
 /// Src_Id is oct[21]: the access number plus the extension must fit.
-const SRC_ID_LEN: usize = 21;
+pub const SRC_ID_LEN: usize = 21;
 const SERVICE_ID_LEN: usize = 10;
 const LINK_ID_LEN: usize = 20;
 

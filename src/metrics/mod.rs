@@ -19,9 +19,11 @@ pub use families::Families;
 
 /// Label values that exist from the start, so alerts and panels see zeros, not absent series.
 pub const STREAMS: [&str; 4] = ["mt", "dead", "reports", "mo"];
-pub const HTTP_ROUTES: [&str; 10] = [
+pub const HTTP_ROUTES: [&str; 12] = [
     "send",
     "message",
+    "list",
+    "stats",
     "link",
     "compat_submit",
     "compat_send",
@@ -103,6 +105,8 @@ pub fn route_label(method: &warp::http::Method, path: &str) -> &'static str {
     match path {
         "/v1/messages" if method == warp::http::Method::POST => "send",
         p if p.starts_with("/v1/messages/") => "message",
+        "/v1/messages" | "/v1/mo" | "/v1/reports" | "/v1/dead" => "list",
+        "/v1/stats" | "/v1/config" => "stats",
         "/v1/link" => "link",
         "/submit" => "compat_submit",
         "/send" => "compat_send",
@@ -123,7 +127,7 @@ mod tests {
     fn routes_never_carry_ids() {
         assert_eq!(route_label(&Method::POST, "/v1/messages"), "send");
         assert_eq!(route_label(&Method::GET, "/v1/messages/abc"), "message");
-        assert_eq!(route_label(&Method::GET, "/v1/messages"), "other");
+        assert_eq!(route_label(&Method::GET, "/v1/messages"), "list");
         assert_eq!(route_label(&Method::GET, "/nope/13800138000"), "other");
         assert!(HTTP_ROUTES.contains(&route_label(&Method::GET, "/")));
     }

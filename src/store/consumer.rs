@@ -9,6 +9,7 @@ use super::scripts::{DEAD_LETTER, TRANSITION};
 use super::state::MessageStatus;
 use super::{Store, StoreError, connect, now_ms};
 use crate::config::{RedisConfig, WorkerConfig};
+use crate::message::normalize_msisdn;
 
 /// One entry of the outbound stream, fields as strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +150,8 @@ impl Consumer {
         Ok((entries, more))
     }
 
-    /// Marks each message `submitting` and returns its status before, in one round trip.
+    /// Marks each message `submitting` (and indexes it for the console) and returns its status
+    /// before, in one round trip.
     /// A reclaimed entry may already be past submission (acknowledged then instead of sent
     /// again), so its status is read and moved by the ranked transition script. A `fresh` entry
     /// (read with ">", never given to a consumer before) cannot be: a plain HSET does, at a
@@ -162,10 +164,16 @@ impl Consumer {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_ms().to_string();
+        let now_ms = now_ms();
+        let now = now_ms.to_string();
         let ttl = self.store.ttl_ms();
         let mut pipe = redis::pipe();
+        // Entries XADDed directly never passed the enqueue script: index them here (for the
+        // others the same ZADDs change nothing), in the same round trip.
+        self.store.trim_message_index(&mut pipe, now_ms);
         for (id, to, stream_id, segments) in messages {
+            self.store
+                .index_message(&mut pipe, id, to, stream_id, now_ms);
             let key = self.store.keys.state(id);
             let fields = [
                 ("id", *id),
@@ -253,6 +261,8 @@ impl Consumer {
 
     /// A message that failed for good: its state (`failed` when the ISMG refused it, `dead`
     /// otherwise) and an entry in the dead-letter stream with the reason and the original fields.
+    /// A message with an id is also indexed for the console: an entry refused before `begin`
+    /// (malformed, invalid) is seen nowhere else.
     pub async fn record_dead(
         &self,
         entry: &OutboundEntry,
@@ -260,8 +270,14 @@ impl Consumer {
         status: MessageStatus,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let now = now_ms().to_string();
-        let state: [&str; 8] = [
+        let now_ms = now_ms();
+        let now = now_ms.to_string();
+        let to = entry
+            .field_pairs()
+            .find(|(k, _)| *k == "to")
+            .map(|(_, v)| normalize_msisdn(v))
+            .unwrap_or_default();
+        let mut state: Vec<&str> = vec![
             "error",
             reason,
             "final_at",
@@ -271,6 +287,9 @@ impl Consumer {
             "stream_id",
             &entry.stream_id,
         ];
+        if let Some(id) = id {
+            state.extend(["id", id, "to", &to]);
+        }
         let mut script = DEAD_LETTER.key(self.store.keys.dead_letters());
         script
             .key(id.map(|id| self.store.keys.state(id)).unwrap_or_default())
@@ -296,7 +315,13 @@ impl Consumer {
                 script.arg(k).arg(v);
             }
         }
-        let _: i64 = script.invoke_async(&mut self.store.conn()).await?;
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&script);
+        if let Some(id) = id {
+            self.store
+                .index_message(&mut pipe, id, &to, &entry.stream_id, now_ms);
+        }
+        let _: redis::Value = self.store.query_pipeline(&pipe).await?;
         Ok(())
     }
 

@@ -67,4 +67,35 @@ impl Keys {
     pub fn idempotency(&self, id: &str) -> String {
         format!("{}:idem:{id}", self.prefix)
     }
+
+    /// Recent messages (sorted set of message ids scored by enqueue time, Unix ms), for the
+    /// console's list; trimmed to `state_ttl`.
+    pub fn message_index(&self) -> String {
+        format!("{}:index:msg", self.prefix)
+    }
+
+    /// One recipient's messages (sorted set, scored like [`Keys::message_index`]).
+    pub fn message_index_by_to(&self, to: &str) -> String {
+        format!("{}:index:msg:{to}", self.prefix)
+    }
+
+    /// Prefix of the per-number index of report entry ids; scripts append the number.
+    pub fn reports_index_prefix(&self) -> String {
+        format!("{}:index:reports:", self.prefix)
+    }
+
+    /// One number's report entries (sorted set of `cmpp:reports` entry ids by their time).
+    pub fn reports_index(&self, to: &str) -> String {
+        format!("{}{to}", self.reports_index_prefix())
+    }
+
+    /// One sender's MO entries (sorted set of `cmpp:mo` entry ids by their time).
+    pub fn mo_index(&self, from: &str) -> String {
+        format!("{}:index:mo:{from}", self.prefix)
+    }
+
+    /// Counters of one minute (hash: `delivered`, `failed`), minute = Unix ms / 60 000.
+    pub fn minute_counters(&self, minute: u64) -> String {
+        format!("{}:stats:{minute}", self.prefix)
+    }
 }

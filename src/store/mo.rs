@@ -13,6 +13,7 @@
 //!   UDH, bytes exact), `m:{k}` (its DELIVER Msg_Id), `f:{k}` (its Msg_Fmt). TTL
 //!   2 × `mo_reassembly_timeout` + `state_ttl`, a safety net only: the sweeper acts long before.
 //! * `cmpp:mo:pending` — sorted set of the set keys, score = `first_seen`, for the sweeper.
+//! * `cmpp:index:mo:{from}` — the sender's entry ids, for the console (see `index`).
 //!
 //! # Atomic steps
 //! [`MO_SINGLE`] checks the seen marker and writes the entry; [`MO_PART`] stores one part and
@@ -25,21 +26,28 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 
+use super::index::INDEX_ADD_FN;
 use super::{Store, StoreError};
+use crate::message::normalize_msisdn;
 use crate::protocol::Deliver;
 use crate::text::{Concat, Decoded, decode_text, parse_udh};
 
-/// KEYS[1] MO stream, KEYS[2] seen marker of the DELIVER.
-/// ARGV[1] seen TTL ms, ARGV[2] approximate MAXLEN, then the entry's field/value pairs.
-/// Returns 1 when written, 0 when the DELIVER was stored before.
+/// KEYS[1] MO stream, KEYS[2] seen marker of the DELIVER, KEYS[3] the sender's MO index.
+/// ARGV[1] seen (and index) TTL ms, ARGV[2] approximate MAXLEN, then the entry's field/value
+/// pairs. Returns 1 when written, 0 when the DELIVER was stored before.
 static MO_SINGLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r#"
+        &[
+            INDEX_ADD_FN,
+            r#"
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+index_add(KEYS[3], entry_ms(entry), entry, ARGV[1])
 return 1
 "#,
+        ]
+        .concat(),
     )
 });
 
@@ -79,25 +87,30 @@ return {1, n}
     )
 });
 
-/// KEYS[1] MO stream, KEYS[2] set hash, KEYS[3] pending zset.
-/// ARGV[1] approximate MAXLEN, ARGV[2] the part count the caller decoded, then the entry's
-/// field/value pairs. Returns 1 when written (set and pending member deleted), 0 when the set is
-/// gone (someone else wrote it; a dangling pending member is removed), -1 when the set has
-/// changed since it was read (a part arrived: read it again).
+/// KEYS[1] MO stream, KEYS[2] set hash, KEYS[3] pending zset, KEYS[4] the sender's MO index.
+/// ARGV[1] approximate MAXLEN, ARGV[2] the part count the caller decoded, ARGV[3] index TTL
+/// ms, then the entry's field/value pairs. Returns 1 when written (set and pending member
+/// deleted), 0 when the set is gone (someone else wrote it; a dangling pending member is
+/// removed), -1 when the set has changed since it was read (a part arrived: read it again).
 static MO_WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r#"
+        &[
+            INDEX_ADD_FN,
+            r#"
 local n = redis.call('HGET', KEYS[2], 'n')
 if not n then
   redis.call('ZREM', KEYS[3], KEYS[2])
   return 0
 end
 if n ~= ARGV[2] then return -1 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 4))
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], KEYS[2])
+index_add(KEYS[4], entry_ms(entry), entry, ARGV[3])
 return 1
 "#,
+        ]
+        .concat(),
     )
 });
 
@@ -432,6 +445,7 @@ impl Store {
         let mut invocation = MO_SINGLE.key(self.keys.mo());
         invocation
             .key(self.keys.seen_deliver(deliver.msg_id.0))
+            .key(self.keys.mo_index(&normalize_msisdn(&entry.from)))
             .arg(self.ttl_ms())
             .arg(self.config.inbound_maxlen);
         for (k, v) in entry.to_fields() {
@@ -512,8 +526,10 @@ impl Store {
         invocation
             .key(set_key)
             .key(self.keys.mo_pending())
+            .key(self.keys.mo_index(&normalize_msisdn(&entry.from)))
             .arg(self.config.inbound_maxlen)
-            .arg(&set.held);
+            .arg(&set.held)
+            .arg(self.ttl_ms());
         for (k, v) in entry.to_fields() {
             invocation.arg(k).arg(v);
         }

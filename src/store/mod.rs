@@ -1,8 +1,12 @@
 //! Everything the gateway keeps in Redis: the outbound stream and its consumer group, message
-//! state, the Msg_Id map, idempotency answers, dead letters. Multi-step changes are Lua scripts
-//! or pipelines, so each message costs a fixed number of round trips, not one per segment.
+//! state, the Msg_Id map, idempotency answers, dead letters, and what the console reads (search
+//! indexes, per-minute counters). Multi-step changes are Lua scripts or pipelines, so each
+//! message costs a fixed number of round trips, not one per segment.
 
+mod browse;
 mod consumer;
+mod counters;
+mod index;
 mod keys;
 mod mo;
 mod outbound;
@@ -15,7 +19,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use browse::{MessageQuery, MessageRow, Page, SCAN_BUDGET, StreamEntry, is_stream_id};
 pub use consumer::{Consumer, OutboundEntry, SegmentRecord, Submitted};
+pub use counters::HourOutcomes;
+pub use index::IndexCursor;
 pub use keys::Keys;
 pub use mo::{MoEntry, MoOutcome, MoSweep};
 pub use outbound::{Enqueued, GroupBacklog};

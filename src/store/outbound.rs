@@ -26,7 +26,8 @@ pub enum Enqueued {
 }
 
 impl Store {
-    /// Adds one stream entry per message and marks each `queued`, in one atomic round trip.
+    /// Adds one stream entry per message, marks each `queued` and indexes it for the console,
+    /// in one atomic round trip.
     /// With `idempotency`, a repeated id within the state TTL adds nothing and returns the
     /// stored `answer` of the first request.
     pub async fn enqueue(
@@ -42,9 +43,11 @@ impl Store {
         invocation
             .key(self.keys.outbound())
             .key(idem_key)
+            .key(self.keys.message_index())
             .arg(self.ttl_ms())
             .arg(answer)
-            .arg(messages.len());
+            .arg(messages.len())
+            .arg(self.keys.message_index_by_to(""));
         let now = now_ms();
         for m in messages {
             let fields = m.to_fields();

@@ -5,8 +5,11 @@ use std::sync::LazyLock;
 
 use redis::{Script, ScriptInvocation};
 
+use super::counters::COUNTER_TTL;
+use super::index::INDEX_ADD_FN;
 use super::scripts::STATUS_RANK;
 use super::{MessageStatus, Store, StoreError};
+use crate::message::normalize_msisdn;
 use crate::protocol::{Deliver, StatusReport};
 
 /// What happened to one report.
@@ -25,14 +28,18 @@ pub enum ReportOutcome {
 
 /// KEYS[1] reports stream, KEYS[2] seen-marker of the DELIVER, KEYS[3] Msg_Id map key or "".
 /// ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] "1" to write unmatched, ARGV[4] state
-/// key prefix, ARGV[5] Stat, ARGV[6] now (ms), then the entry's own field/value pairs.
+/// key prefix, ARGV[5] Stat, ARGV[6] now (ms), ARGV[7] per-number index prefix, ARGV[8] the
+/// number to index an unmatched report under (or ""), ARGV[9] this minute's counters key,
+/// ARGV[10] their TTL ms, then the entry's own field/value pairs.
 /// The Msg_Id map value is MessagePack of `Submitted` as an array: id, segment, segments, to.
 /// It runs once per message at full rate, so it makes few calls: the seen-marker is claimed
 /// with SET NX (and given back when the report must wait for its Msg_Id), and the state is
-/// read with one HMGET and written with one HSET.
+/// read with one HMGET and written with one HSET. The console's cost: the entry id into the
+/// number's index (ZADD, PEXPIRE), and the minute's `delivered`/`failed` counter when the
+/// report decides the message.
 pub(crate) static REPORT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r#"{STATUS_RANK}
+        r#"{STATUS_RANK}{INDEX_ADD_FN}
 if not redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then return 'duplicate' end
 local mapped = false
 if KEYS[3] ~= '' then mapped = redis.call('GET', KEYS[3]) end
@@ -40,13 +47,15 @@ if not mapped and ARGV[3] ~= '1' then
   redis.call('DEL', KEYS[2])
   return 'unmatched'
 end
-local fields = {{unpack(ARGV, 7)}}
+local fields = {{unpack(ARGV, 11)}}
+local number = ARGV[8]
 local stat, now = ARGV[5], ARGV[6]
 local decided = ''
 if mapped then
   local rec = cmsgpack.unpack(mapped)
   local id, seg, segs, to = rec[1], rec[2], rec[3], rec[4]
   local state = ARGV[4] .. id
+  number = to
   for _, v in ipairs({{'id', id, 'to', to, 'segment', tostring(seg), 'segments', tostring(segs)}}) do
     fields[#fields + 1] = v
   end
@@ -71,6 +80,9 @@ if mapped then
         if have[2] and (rank[current] or 0) < rank.submitted then current = 'submitted' end
         if (rank[final] or 0) > (rank[current] or 0) then
           for _, v in ipairs({{'status', final, 'final_at', now}}) do change[#change + 1] = v end
+          if redis.call('HINCRBY', ARGV[9], final, 1) == 1 then
+            redis.call('PEXPIRE', ARGV[9], ARGV[10])
+          end
           if failed_stat then
             change[#change + 1] = 'error'
             change[#change + 1] = 'Stat ' .. failed_stat
@@ -88,7 +100,8 @@ else
   fields[#fields + 1] = 'unmatched'
   fields[#fields + 1] = '1'
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+if number ~= '' then index_add(ARGV[7] .. number, entry_ms(entry), entry, ARGV[1]) end
 if mapped then return 'written' .. decided end
 return 'written_unmatched'
 "#
@@ -157,6 +170,7 @@ impl Store {
         parse_outcome(&outcome)
     }
 
+    /// `entry` must hold `dest`: an unmatched report is indexed under that number.
     fn report_script(
         &self,
         deliver: &Deliver,
@@ -166,6 +180,11 @@ impl Store {
         allow_unmatched: bool,
         entry: &[(&str, String)],
     ) -> ScriptInvocation<'static> {
+        let dest = entry
+            .iter()
+            .find(|(k, _)| *k == "dest")
+            .map(|(_, v)| normalize_msisdn(v))
+            .unwrap_or_default();
         let mut invocation = REPORT.key(self.keys.reports());
         invocation
             .key(self.keys.seen_deliver(deliver.msg_id.0))
@@ -175,7 +194,11 @@ impl Store {
             .arg(if allow_unmatched { "1" } else { "0" })
             .arg(self.keys.state_prefix())
             .arg(stat)
-            .arg(now);
+            .arg(now)
+            .arg(self.keys.reports_index_prefix())
+            .arg(dest)
+            .arg(self.keys.minute_counters(now / 60_000))
+            .arg(COUNTER_TTL.as_millis() as u64);
         for (k, v) in entry {
             invocation.arg(*k).arg(v);
         }

@@ -4,19 +4,24 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Enqueue a batch (one entry per recipient) unless its idempotency key was seen.
-/// KEYS[1] outbound stream, KEYS[2] idempotency key or "".
-/// ARGV[1] TTL ms, ARGV[2] the answer to store, ARGV[3] message count, then per message:
-/// state key, queued_at ms, field count n, n field/value pairs.
+use super::index::INDEX_ADD_FN;
+
+/// Enqueue a batch (one entry per recipient) unless its idempotency key was seen, and index
+/// each message for the console (recent and per recipient, see `index`).
+/// KEYS[1] outbound stream, KEYS[2] idempotency key or "", KEYS[3] recent-messages index.
+/// ARGV[1] TTL ms, ARGV[2] the answer to store, ARGV[3] message count, ARGV[4] per-recipient
+/// index prefix, then per message: state key, queued_at ms, field count n, n field/value pairs.
 /// Returns {1, answer} when enqueued, {0, first answer} when the id was seen before.
 pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r#"
+        &[
+            INDEX_ADD_FN,
+            r#"
 if KEYS[2] ~= '' then
   local prior = redis.call('GET', KEYS[2])
   if prior then return {0, prior} end
 end
-local i = 4
+local i = 5
 for _ = 1, tonumber(ARGV[3]) do
   local state_key, queued_at, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
@@ -32,10 +37,15 @@ for _ = 1, tonumber(ARGV[3]) do
   redis.call('HSET', state_key, 'id', id, 'to', to, 'status', 'queued', 'stream_id', entry,
              'queued_at', queued_at, 'updated_at', queued_at)
   redis.call('PEXPIRE', state_key, ARGV[1])
+  local ms = entry_ms(entry)
+  redis.call('ZADD', KEYS[3], ms, id)
+  index_add(ARGV[4] .. to, ms, id, ARGV[1])
 end
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1]) end
 return {1, ARGV[2]}
 "#,
+        ]
+        .concat(),
     )
 });
 

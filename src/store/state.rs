@@ -44,6 +44,16 @@ impl MessageStatus {
     pub fn is_past_submission(self) -> bool {
         !matches!(self, MessageStatus::Queued | MessageStatus::Submitting)
     }
+
+    /// The status a hash stands for. `submitted` is never written: Msg_Ids recorded (with
+    /// `submitted_at`) over a lower status make it so.
+    pub fn effective(written: MessageStatus, has_submitted_at: bool) -> MessageStatus {
+        if has_submitted_at && !written.is_past_submission() {
+            MessageStatus::Submitted
+        } else {
+            written
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -87,12 +97,7 @@ impl MessageState {
     /// Builds the view from the hash's fields; `None` when there is no status.
     pub fn from_hash(hash: &HashMap<String, String>) -> Option<MessageState> {
         let written = MessageStatus::parse(hash.get("status")?)?;
-        // `submitted` is never written: Msg_Ids recorded over a lower status make it so.
-        let status = if hash.contains_key("submitted_at") && !written.is_past_submission() {
-            MessageStatus::Submitted
-        } else {
-            written
-        };
+        let status = MessageStatus::effective(written, hash.contains_key("submitted_at"));
         let text = |k: &str| hash.get(k).filter(|v| !v.is_empty()).cloned();
         let num = |k: &str| hash.get(k).and_then(|v| v.parse::<u64>().ok());
         let count = num("segments").unwrap_or(0).min(255) as u32;

@@ -1,0 +1,97 @@
+//! What the console's cards and send form read:
+//!
+//! * `GET /v1/stats`: the link as `/v1/link` shows it (state, since, window, ~10 s rates of
+//!   this instance's link), the outbound backlog, the dead-letter count and the last hour's
+//!   delivery outcomes (per-minute counters in Redis, every instance's reports).
+//! * `GET /v1/config`: the settings the send form needs to count characters and segments the
+//!   way the server will (no secrets).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::auth::api_key;
+use super::errors::{HttpError, json_response};
+use super::filters::with_state;
+use super::handlers::link_view;
+use super::models::LinkView;
+use super::request_log::{request_id, respond};
+use super::state::HttpState;
+use crate::message::SRC_ID_LEN;
+use crate::store::{HourOutcomes, now_ms};
+
+#[derive(Debug, Serialize)]
+struct Stats {
+    /// When this was measured (Unix ms).
+    at: u64,
+    link: LinkView,
+    /// Outbound entries not yet read plus read and not acknowledged.
+    backlog: u64,
+    dead_letters: u64,
+    last_hour: HourOutcomes,
+}
+
+/// What decides a text's coding and segments (see `text::split_text`), and the form's limits.
+#[derive(Debug, Serialize)]
+struct SendConfig {
+    prefer_gbk: bool,
+    ascii_segment_chars: usize,
+    wide_udh_reference: bool,
+    max_segments: usize,
+    max_recipients: usize,
+    /// Digits `src_ext` may have after the access number.
+    src_ext_max_digits: usize,
+}
+
+pub fn routes(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let stats = warp::path!("v1" / "stats")
+        .and(warp::get())
+        .and(api_key(state.clone()))
+        .and(with_state(state.clone()))
+        .and(request_id())
+        .and_then(|state, id| respond(id, stats(state)));
+    let config = warp::path!("v1" / "config")
+        .and(warp::get())
+        .and(api_key(state.clone()))
+        .and(with_state(state))
+        .and(request_id())
+        .and_then(|state, id| respond(id, send_config(state)));
+    stats.or(config).unify()
+}
+
+async fn stats(state: Arc<HttpState>) -> Result<Response, HttpError> {
+    let store = state.store();
+    let dead_letters = store.keys().dead_letters();
+    // One multiplexed connection: the three calls travel together.
+    let (backlog, dead_letters, last_hour) = tokio::try_join!(
+        state.store_call("backlog", store.backlog(&state.config().worker.group)),
+        state.store_call("dead letters", store.stream_len(&dead_letters)),
+        state.store_call("hour counters", store.last_hour_outcomes()),
+    )?;
+    let stats = Stats {
+        at: now_ms(),
+        link: link_view(&state),
+        backlog,
+        dead_letters,
+        last_hour,
+    };
+    Ok(json_response(StatusCode::OK, &stats))
+}
+
+async fn send_config(state: Arc<HttpState>) -> Result<Response, HttpError> {
+    let message = &state.config().message;
+    let config = SendConfig {
+        prefer_gbk: message.prefer_gbk,
+        ascii_segment_chars: message.split.ascii_segment_chars,
+        wide_udh_reference: message.split.wide_reference,
+        max_segments: message.max_segments,
+        max_recipients: message.max_recipients,
+        src_ext_max_digits: SRC_ID_LEN.saturating_sub(message.access_no.len()),
+    };
+    Ok(json_response(StatusCode::OK, &config))
+}

@@ -1,0 +1,191 @@
+//! The console's search indexes: sorted sets scored by time (Unix ms), so a search reads one
+//! page of one key instead of scanning a stream or every state hash.
+//!
+//! * `cmpp:index:msg` — every message id, scored by its outbound entry's time; written where
+//!   the state is created (the enqueue script, and the worker's `begin` pipeline for entries
+//!   XADDed directly), trimmed by score to `state_ttl` once per worker batch.
+//! * `cmpp:index:msg:{to}`, `cmpp:index:reports:{to}`, `cmpp:index:mo:{from}` — per number:
+//!   message ids, report entry ids, MO entry ids. Each write renews the key's TTL
+//!   (`state_ttl`), so a number nobody writes to expires whole; a busy number is trimmed by
+//!   score on one write in [`TRIM_EVERY`] (chosen by the entry's millisecond, no extra state).
+//!
+//! The score of every member is the millisecond part of its stream entry id, so the same
+//! message indexed twice (enqueue, then worker) gets the same score and ZADD changes nothing.
+//! Pages are read by rank after a cursor member, so members with equal scores (a batch
+//! enqueued within one millisecond) are neither skipped nor repeated.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::{Store, StoreError};
+
+/// One write in this many (by the entry's millisecond) also trims a per-number index.
+const TRIM_EVERY: u64 = 16;
+
+/// `index_add(key, ms, member, ttl_ms)`: the per-number index write shared by the scripts
+/// (trimming on one write in [`TRIM_EVERY`], like [`Store::index_message`]).
+pub(crate) const INDEX_ADD_FN: &str = r#"
+local function index_add(key, ms, member, ttl)
+  redis.call('ZADD', key, ms, member)
+  redis.call('PEXPIRE', key, ttl)
+  local t = tonumber(ms)
+  if t % 16 == 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', t - tonumber(ttl)))
+  end
+end
+local function entry_ms(entry_id) return string.match(entry_id, '^%d+') end
+"#;
+
+/// KEYS[1] index. ARGV[1] cursor member or "", ARGV[2] cursor score, ARGV[3] count.
+/// Members after the cursor, newest first, with scores. When the cursor's member is gone
+/// (trimmed meanwhile), the page continues below its score.
+static PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local count = tonumber(ARGV[3])
+local start = 0
+if ARGV[1] ~= '' then
+  local rank = redis.call('ZREVRANK', KEYS[1], ARGV[1])
+  if not rank then
+    return redis.call('ZRANGE', KEYS[1], '(' .. ARGV[2], '-inf', 'BYSCORE', 'REV',
+                      'LIMIT', 0, count, 'WITHSCORES')
+  end
+  start = rank + 1
+end
+return redis.call('ZREVRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES')
+"#,
+    )
+});
+
+/// Where a page of an index ends: the last member shown and its score. Written as
+/// `{score}:{member}` (the member may itself contain colons).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexCursor {
+    pub score: u64,
+    pub member: String,
+}
+
+impl IndexCursor {
+    pub fn parse(text: &str) -> Option<IndexCursor> {
+        let (score, member) = text.split_once(':')?;
+        let score = score.parse().ok()?;
+        (!member.is_empty()).then(|| IndexCursor {
+            score,
+            member: member.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for IndexCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.score, self.member)
+    }
+}
+
+/// The millisecond part of a stream entry id (`1700000000000-0`).
+fn entry_ms(entry_id: &str) -> Option<u64> {
+    entry_id.split('-').next()?.parse().ok()
+}
+
+impl Store {
+    /// Adds the index writes of one outbound message to `pipe` (replies ignored): the recent
+    /// index and the recipient's (unless `to` is empty), both scored by the entry's time.
+    pub(crate) fn index_message(
+        &self,
+        pipe: &mut redis::Pipeline,
+        id: &str,
+        to: &str,
+        stream_id: &str,
+        now: u64,
+    ) {
+        let ms = entry_ms(stream_id).unwrap_or(now);
+        let ttl = self.ttl_ms();
+        pipe.cmd("ZADD")
+            .arg(self.keys.message_index())
+            .arg(ms)
+            .arg(id)
+            .ignore();
+        if to.is_empty() {
+            return;
+        }
+        let by_to = self.keys.message_index_by_to(to);
+        pipe.cmd("ZADD").arg(&by_to).arg(ms).arg(id).ignore();
+        pipe.cmd("PEXPIRE").arg(&by_to).arg(ttl).ignore();
+        if ms % TRIM_EVERY == 0 {
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(&by_to)
+                .arg("-inf")
+                .arg(format!("({}", ms.saturating_sub(ttl)))
+                .ignore();
+        }
+    }
+
+    /// Drops index entries older than `state_ttl` from the recent-messages index (their
+    /// state has expired).
+    pub(crate) fn trim_message_index(&self, pipe: &mut redis::Pipeline, now: u64) {
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(self.keys.message_index())
+            .arg("-inf")
+            .arg(format!("({}", now.saturating_sub(self.ttl_ms())))
+            .ignore();
+    }
+
+    /// Up to `count` members of `index` after `cursor`, newest first, with their scores.
+    /// Members older than `state_ttl` are left out: what they point to has expired.
+    pub(crate) async fn index_page(
+        &self,
+        index: &str,
+        cursor: Option<&IndexCursor>,
+        count: usize,
+    ) -> Result<Vec<IndexCursor>, StoreError> {
+        let (member, score) = match cursor {
+            Some(c) => (c.member.as_str(), c.score),
+            None => ("", 0),
+        };
+        let flat: Vec<(String, f64)> = PAGE
+            .key(index)
+            .arg(member)
+            .arg(score)
+            .arg(count)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let oldest = super::now_ms().saturating_sub(self.ttl_ms());
+        Ok(flat
+            .into_iter()
+            .map(|(member, score)| IndexCursor {
+                score: score as u64,
+                member,
+            })
+            .filter(|c| c.score >= oldest)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_with_colons_in_the_member() {
+        let c = IndexCursor {
+            score: 1_700_000_000_123,
+            member: "order:42-1".into(),
+        };
+        assert_eq!(IndexCursor::parse(&c.to_string()), Some(c));
+        assert_eq!(IndexCursor::parse("x:1"), None);
+        assert_eq!(IndexCursor::parse("12:"), None);
+        assert_eq!(IndexCursor::parse("12"), None);
+    }
+
+    #[test]
+    fn the_scripts_trim_as_often_as_the_pipeline() {
+        assert!(INDEX_ADD_FN.contains(&format!("t % {TRIM_EVERY} == 0")));
+    }
+
+    #[test]
+    fn entry_ids_give_their_millisecond() {
+        assert_eq!(entry_ms("1700000000000-7"), Some(1_700_000_000_000));
+        assert_eq!(entry_ms("nonsense"), None);
+    }
+}
