@@ -9,13 +9,7 @@ use super::Metrics;
 use crate::protocol::CommandId;
 use crate::session::{ConnectOutcome, DisconnectReason, LinkEvent, LinkObserver, LinkState};
 
-const STATES: [LinkState; 5] = [
-    LinkState::Connecting,
-    LinkState::Up,
-    LinkState::Down,
-    LinkState::Closing,
-    LinkState::Closed,
-];
+const STATES: [LinkState; 5] = LinkState::ALL;
 const CONNECT_RESULTS: [ConnectOutcome; 8] = [
     ConnectOutcome::Ok,
     ConnectOutcome::Unreachable,

@@ -23,6 +23,15 @@ pub enum LinkState {
 }
 
 impl LinkState {
+    /// Every state, in the order of a link's life.
+    pub const ALL: [LinkState; 5] = [
+        LinkState::Connecting,
+        LinkState::Up,
+        LinkState::Down,
+        LinkState::Closing,
+        LinkState::Closed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LinkState::Connecting => "connecting",

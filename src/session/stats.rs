@@ -61,13 +61,7 @@ pub struct LinkStatsSnapshot {
     pub unexpected_pdus: u64,
 }
 
-const STATES: [LinkState; 5] = [
-    LinkState::Connecting,
-    LinkState::Up,
-    LinkState::Down,
-    LinkState::Closing,
-    LinkState::Closed,
-];
+const STATES: [LinkState; 5] = LinkState::ALL;
 
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
