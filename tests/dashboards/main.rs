@@ -223,6 +223,14 @@ async fn a_running_gateway_exports_every_metric_the_dashboard_and_alerts_use() {
         "metrics used by the dashboard or the alerts but missing from the scrape",
         &missing_names(&sources.all_exprs(), &catalog),
     );
+    let contract = Catalog::from_contract(&read_repo_file(CONTRACT));
+    let undocumented: Vec<String> = catalog
+        .families
+        .keys()
+        .filter(|name| !contract.families.contains_key(*name))
+        .map(|name| format!("{name} is exported but not listed in {CONTRACT}"))
+        .collect();
+    report("metrics exported but not documented", &undocumented);
     report(
         "functions on the wrong metric type (as scraped)",
         &function_problems(&sources.all_exprs(), &catalog),
