@@ -71,5 +71,6 @@ echo "  curl -s http://127.0.0.1:8000/v1/messages/$ID"
 echo "  -> $(curl -s "http://127.0.0.1:8000/v1/messages/$ID")"
 echo
 echo "the link: curl -s http://127.0.0.1:8000/v1/link    the simulator: curl -s http://127.0.0.1:7891/stats"
+echo "the console: http://127.0.0.1:8000/ in a browser    metrics: curl -s http://127.0.0.1:8000/metrics"
 echo "logs: $LOGS    Ctrl-C stops the demo."
 wait
