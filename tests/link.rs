@@ -2,6 +2,8 @@
 //! (tens to hundreds of milliseconds) instead of paused, because real sockets and a paused clock
 //! do not mix: tokio would jump the clock while a socket read is pending.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use cmpp_gateway::session::{
     LinkParts, LinkState, SubmitError,
 };
 use cmpp_gateway::simulator::{self, Account, Behaviour, SimulatorConfig, SimulatorHandle};
+use common::gateway;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -40,16 +43,6 @@ impl Recorder {
             .map(|(t, _)| *t)
             .collect()
     }
-}
-
-async fn start_sim(behaviour: Behaviour) -> SimulatorHandle {
-    simulator::start(SimulatorConfig {
-        behaviour,
-        record_submits: true,
-        ..SimulatorConfig::default()
-    })
-    .await
-    .expect("simulator starts")
 }
 
 fn config(sim: &SimulatorHandle) -> LinkConfig {
@@ -130,7 +123,7 @@ fn is_up(e: &LinkEvent) -> bool {
 
 #[tokio::test]
 async fn logs_in_and_submits() {
-    let sim = start_sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let link = spawn_up(config(&sim)).await;
     let accepted = link.link().submit(submit(1)).await.expect("accepted");
     assert_ne!(accepted.msg_id.0, 0);
@@ -153,7 +146,7 @@ async fn logs_in_and_submits() {
 
 #[tokio::test]
 async fn each_login_failure_is_typed_and_auth_failures_back_off_long() {
-    let sim = start_sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     for (sp_id, secret, expected) in [("900009", "888888", 2u32), ("900001", "wrong", 3)] {
         let mut c = config(&sim);
         c.sp_id = sp_id.into();
@@ -225,7 +218,7 @@ async fn a_version_the_account_does_not_have_is_status_4_and_2_0_works() {
 
 #[tokio::test]
 async fn the_window_is_never_exceeded() {
-    let sim = start_sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         response_delay: Duration::from_millis(5),
         window: 16,
         ..Behaviour::default()
@@ -273,7 +266,7 @@ async fn the_window_is_never_exceeded() {
 
 #[tokio::test]
 async fn the_rate_limit_holds_within_five_percent() {
-    let sim = start_sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let mut c = config(&sim);
     c.rate = 400;
     let link = spawn_up(c).await;
@@ -301,7 +294,7 @@ async fn the_rate_limit_holds_within_five_percent() {
 
 #[tokio::test]
 async fn a_flow_control_storm_ends_with_every_message_accepted() {
-    let sim = start_sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         flow_control_above_rate: 2_000,
         ..Behaviour::default()
     })
@@ -340,7 +333,7 @@ async fn a_flow_control_storm_ends_with_every_message_accepted() {
 
 #[tokio::test]
 async fn unanswered_submits_are_resent_after_t_then_time_out() {
-    let sim = start_sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         drop_response_ratio: 1.0,
         ..Behaviour::default()
     })
@@ -373,7 +366,7 @@ async fn unanswered_submits_are_resent_after_t_then_time_out() {
 
 #[tokio::test]
 async fn missed_heartbeats_drop_the_link_and_it_reconnects() {
-    let sim = start_sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         ignore_heartbeats: true,
         ..Behaviour::default()
     })
@@ -402,7 +395,7 @@ async fn missed_heartbeats_drop_the_link_and_it_reconnects() {
 
 #[tokio::test]
 async fn answered_heartbeats_keep_an_idle_link_up() {
-    let sim = start_sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let mut c = config(&sim);
     c.heartbeat_idle = Duration::from_millis(50);
     let link = spawn_up(c).await;
@@ -421,7 +414,7 @@ async fn answered_heartbeats_keep_an_idle_link_up() {
 
 #[tokio::test]
 async fn a_peer_terminate_is_answered_and_the_link_reconnects() {
-    let sim = start_sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let link = spawn_up(config(&sim)).await;
     assert_eq!(sim.terminate_all(), 1);
     eventually(
@@ -446,7 +439,7 @@ async fn a_peer_terminate_is_answered_and_the_link_reconnects() {
 
 #[tokio::test]
 async fn a_disconnect_with_a_full_window_hands_every_request_back_as_retryable() {
-    let sim = start_sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         response_delay: Duration::from_secs(30),
         ..Behaviour::default()
     })
@@ -496,7 +489,7 @@ async fn a_disconnect_with_a_full_window_hands_every_request_back_as_retryable()
 
 #[tokio::test]
 async fn a_malformed_pdu_resets_the_link_without_a_panic() {
-    let sim = start_sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let link = spawn_up(config(&sim)).await;
     assert_eq!(sim.inject_malformed(), 1);
     eventually(
@@ -522,7 +515,7 @@ async fn a_malformed_pdu_resets_the_link_without_a_panic() {
 
 #[tokio::test]
 async fn sequence_ids_stay_unique_across_reconnects() {
-    let sim = start_sim(Behaviour::default()).await;
+    let sim = gateway::simulator(Behaviour::default()).await;
     let link = spawn_up(config(&sim)).await;
     for round in 0..3u32 {
         assert!(link.link().wait_up().await);
@@ -560,7 +553,7 @@ async fn sequence_ids_stay_unique_across_reconnects() {
 
 #[tokio::test]
 async fn a_report_is_acknowledged_only_after_the_caller_confirms() {
-    let sim = start_sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         deliver_retry: Duration::from_millis(200),
         ..Behaviour::default()
     })
@@ -594,7 +587,7 @@ async fn a_report_is_acknowledged_only_after_the_caller_confirms() {
 
 #[tokio::test]
 async fn a_graceful_close_waits_for_in_flight_responses() {
-    let sim = start_sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         response_delay: Duration::from_millis(300),
         ..Behaviour::default()
     })
@@ -658,7 +651,7 @@ async fn one_hundred_thousand_submits_through_one_link_none_lost() {
 
 #[tokio::test]
 async fn the_three_authenticator_modes() {
-    let sim = start_sim(Behaviour {
+    let sim = gateway::simulator(Behaviour {
         bad_authenticator: true,
         ..Behaviour::default()
     })

@@ -12,7 +12,7 @@ use std::time::Duration;
 use cmpp_gateway::simulator::Behaviour;
 use common::gateway;
 use common::redis::connect;
-use common::streams;
+use common::streams::{self, field};
 use serde_json::json;
 
 const MESSAGES: usize = 20_000;
@@ -40,16 +40,7 @@ async fn twenty_thousand_messages_through_a_link_that_keeps_dropping() {
         c.disconnects_injected
     );
     // Every report correlated: one final report per message and nothing unmatched.
-    let reports: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg("cmpp:reports")
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let field = |e: &(String, Vec<(String, String)>), name: &str| {
-        e.1.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    };
+    let reports = streams::entries(&mut conn, "cmpp:reports").await;
     let unmatched = reports
         .iter()
         .filter(|e| field(e, "unmatched").is_some())
@@ -65,7 +56,7 @@ async fn twenty_thousand_messages_through_a_link_that_keeps_dropping() {
         MESSAGES + unmatched,
         "one report per message plus the lost copies' reports"
     );
-    let finals: HashSet<String> = reports
+    let finals: HashSet<&str> = reports
         .iter()
         .filter(|e| field(e, "status").is_some())
         .filter_map(|e| field(e, "id"))

@@ -12,27 +12,12 @@ use cmpp_gateway::simulator::{Behaviour, MoRequest};
 use common::gateway;
 use common::http_client::post_json;
 use common::redis::{RedisServer, connect};
+use common::streams::{self, Entry, field};
 use serde_json::json;
 use tokio::time::Instant;
 
-type Entry = (String, Vec<(String, String)>);
-
-fn field<'a>(entry: &'a Entry, name: &str) -> Option<&'a str> {
-    entry
-        .1
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 async fn entries(redis: &RedisServer, stream: &str) -> Vec<Entry> {
-    redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut connect(redis).await)
-        .await
-        .unwrap()
+    streams::entries(&mut connect(redis).await, stream).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

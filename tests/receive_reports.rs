@@ -9,27 +9,12 @@ use cmpp_gateway::simulator::{Behaviour, ReportRequest};
 use common::gateway;
 use common::http_client::{get, post_json};
 use common::redis::{RedisServer, connect};
+use common::streams::{self, Entry, field};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-type Entry = (String, Vec<(String, String)>);
-
-fn field<'a>(entry: &'a Entry, name: &str) -> Option<&'a str> {
-    entry
-        .1
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 async fn reports(redis: &RedisServer) -> Vec<Entry> {
-    redis::cmd("XRANGE")
-        .arg("cmpp:reports")
-        .arg("-")
-        .arg("+")
-        .query_async(&mut connect(redis).await)
-        .await
-        .unwrap()
+    streams::entries(&mut connect(redis).await, "cmpp:reports").await
 }
 
 /// Waits until the reports stream holds `n` entries for message `id`.

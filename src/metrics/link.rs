@@ -9,7 +9,6 @@ use super::Metrics;
 use crate::protocol::CommandId;
 use crate::session::{ConnectOutcome, DisconnectReason, LinkEvent, LinkObserver, LinkState};
 
-const STATES: [LinkState; 5] = LinkState::ALL;
 const CONNECT_RESULTS: [ConnectOutcome; 8] = [
     ConnectOutcome::Ok,
     ConnectOutcome::Unreachable,
@@ -58,7 +57,7 @@ impl LinkMetrics {
         let f = &metrics.families;
         let l = &[link];
         f.window_size.with_label_values(l).set(window as i64);
-        for state in STATES {
+        for state in LinkState::ALL {
             f.link_state.with_label_values(&[link, state.as_str()]);
         }
         for outcome in CONNECT_RESULTS {
@@ -103,7 +102,7 @@ impl LinkMetrics {
 
     fn set_state(&self, current: LinkState) {
         let f = &self.metrics.families;
-        for state in STATES {
+        for state in LinkState::ALL {
             f.link_state
                 .with_label_values(&[&self.link, state.as_str()])
                 .set(i64::from(state == current));

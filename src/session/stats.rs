@@ -61,8 +61,6 @@ pub struct LinkStatsSnapshot {
     pub unexpected_pdus: u64,
 }
 
-const STATES: [LinkState; 5] = LinkState::ALL;
-
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
 }
@@ -76,7 +74,7 @@ fn now_ms() -> u64 {
 
 impl LinkStats {
     pub fn state(&self) -> LinkState {
-        STATES
+        LinkState::ALL
             .get(self.state.load(Relaxed) as usize)
             .copied()
             .unwrap_or(LinkState::Down)
@@ -123,7 +121,7 @@ impl LinkObserver for LinkStats {
     fn on_event(&self, event: &LinkEvent) {
         match event {
             LinkEvent::StateChanged { state } => {
-                let index = STATES.iter().position(|s| s == state).unwrap_or(2);
+                let index = LinkState::ALL.iter().position(|s| s == state).unwrap_or(2);
                 self.state.store(index as u64, Relaxed);
                 self.state_since_ms.store(now_ms(), Relaxed);
             }

@@ -6,6 +6,29 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
+/// A stream entry as XRANGE returns it: id and fields in stream order.
+pub type Entry = (String, Vec<(String, String)>);
+
+/// The value of one field of an entry.
+pub fn field<'a>(entry: &'a Entry, name: &str) -> Option<&'a str> {
+    entry
+        .1
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Every entry of `stream`, oldest first.
+pub async fn entries(conn: &mut MultiplexedConnection, stream: &str) -> Vec<Entry> {
+    redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .expect("XRANGE")
+}
+
 /// XADDs `count` one-segment messages with ids `{prefix}-{i}`, pipelined.
 pub async fn fill(conn: &mut MultiplexedConnection, prefix: &str, count: usize) {
     for start in (0..count).step_by(1_000) {
