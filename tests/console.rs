@@ -455,9 +455,26 @@ async fn delivered_messages_reports_and_mo_are_found_by_number_and_counted() {
     .await;
     assert_eq!(delivered["items"][0]["id"], "direct-1", "newest first");
     assert_eq!(delivered["items"][0]["segments"], 1);
+    // Sent entries leave the outbound stream; the console keeps showing what was sent.
+    let () = redis::cmd("XTRIM")
+        .arg("cmpp:mt")
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let direct = tcp_get(http, "/v1/messages?to=13600136000").await.json();
     assert_eq!(direct["items"][0]["text"], "straight into the stream");
     assert_eq!(direct["items"][0]["status"], "delivered");
+    let by_http = tcp_get(http, &format!("/v1/messages?to={A}&limit=1"))
+        .await
+        .json();
+    assert!(
+        by_http["items"][0]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "an HTTP message's text after the trim: {by_http}"
+    );
 
     // Reports by number, paged.
     let reports_a = tcp_get(http, &format!("/v1/reports?to={A}&limit=2"))

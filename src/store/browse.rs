@@ -1,5 +1,5 @@
 //! Reading for the console, newest first: pages of messages (an index, then each message's
-//! state hash and its outbound entry's text) and pages of the inbound and dead-letter streams
+//! state hash) and pages of the inbound and dead-letter streams
 //! (XREVRANGE, or a per-number index when searching by number). Every page is a few pipelined
 //! round trips, whatever the size of the streams.
 
@@ -17,7 +17,7 @@ const SCAN_CHUNK: usize = 200;
 pub const SCAN_BUDGET: usize = 2_000;
 
 /// The state fields a list row shows, in [`MessageRow::from_fields`]'s order.
-const ROW_FIELDS: [&str; 10] = [
+const ROW_FIELDS: [&str; 13] = [
     "id",
     "to",
     "status",
@@ -28,6 +28,9 @@ const ROW_FIELDS: [&str; 10] = [
     "updated_at",
     "error",
     "stream_id",
+    "text",
+    "hex",
+    "coding",
 ];
 
 /// One page of a list. `next_cursor` is `None` on the last page.
@@ -58,8 +61,8 @@ pub struct MessageRow {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
-    /// The outbound entry's `text`, or `hex` (with `coding`) for content given as bytes.
-    /// Absent when the entry is no longer in the stream.
+    /// The message's `text`, or `hex` (with `coding`) for content given as bytes, as the state
+    /// keeps it (the outbound entry is trimmed once sent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,9 +88,9 @@ impl MessageRow {
             updated_at: num(7),
             error: text(8),
             stream_id: text(9),
-            text: None,
-            hex: None,
-            coding: None,
+            text: text(10),
+            hex: text(11),
+            coding: text(12),
         })
     }
 }
@@ -129,7 +132,7 @@ impl Store {
         cursor: Option<&IndexCursor>,
         limit: usize,
     ) -> Result<Page<MessageRow>, StoreError> {
-        let mut page = if let Some(id) = &query.id {
+        let page = if let Some(id) = &query.id {
             let rows = self.message_rows(std::slice::from_ref(id)).await?;
             Page {
                 items: rows
@@ -160,7 +163,6 @@ impl Store {
                 }
             }
         };
-        self.add_texts(&mut page.items).await?;
         Ok(page)
     }
 
@@ -189,37 +191,6 @@ impl Store {
                 })
             })
             .collect())
-    }
-
-    /// The text (or hex and coding) of each row, from its outbound entry, in one round trip.
-    async fn add_texts(&self, rows: &mut [MessageRow]) -> Result<(), StoreError> {
-        let with_entry: Vec<&mut MessageRow> =
-            rows.iter_mut().filter(|r| r.stream_id.is_some()).collect();
-        if with_entry.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for row in &with_entry {
-            let id = row.stream_id.as_deref().unwrap_or_default();
-            pipe.cmd("XRANGE").arg(self.keys.outbound()).arg(id).arg(id);
-        }
-        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
-        for (row, reply) in with_entry.into_iter().zip(replies) {
-            let Some(entry) = parse_entries(reply)?.into_iter().next() else {
-                continue;
-            };
-            let get = |k: &str| {
-                entry
-                    .fields
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            };
-            row.text = get("text");
-            row.hex = get("hex");
-            row.coding = get("coding");
-        }
-        Ok(())
     }
 
     /// How many entries `stream` holds (0 when it does not exist).

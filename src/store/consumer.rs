@@ -38,6 +38,20 @@ impl OutboundEntry {
     pub fn field_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
+
+    /// What is sent, as the entry gives it: `text`, or `hex` and `coding`.
+    pub fn content_fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.field_pairs()
+            .filter(|(k, _)| matches!(*k, "text" | "hex" | "coding"))
+    }
+}
+
+/// A message the worker is about to send: its entry, id, recipient and segment count.
+pub struct Beginning<'a> {
+    pub entry: &'a OutboundEntry,
+    pub id: &'a str,
+    pub to: &'a str,
+    pub segments: usize,
 }
 
 /// What the Msg_Id map stores for each segment, as MessagePack: enough to correlate a report.
@@ -158,7 +172,7 @@ impl Consumer {
     /// fraction of the script's cost on Redis.
     pub async fn begin(
         &self,
-        messages: &[(&str, &str, &str, usize)],
+        messages: &[Beginning<'_>],
         fresh: bool,
     ) -> Result<Vec<Option<MessageStatus>>, StoreError> {
         if messages.is_empty() {
@@ -171,16 +185,21 @@ impl Consumer {
         // Entries XADDed directly never passed the enqueue script: index them here (for the
         // others the same ZADDs change nothing), in the same round trip.
         self.store.trim_message_index(&mut pipe, now_ms);
-        for (id, to, stream_id, segments) in messages {
+        for m in messages {
+            let (id, to, stream_id, segments) =
+                (m.id, m.to, m.entry.stream_id.as_str(), m.segments);
             self.store
                 .index_message(&mut pipe, id, to, stream_id, now_ms);
             let key = self.store.keys.state(id);
-            let fields = [
-                ("id", *id),
-                ("to", *to),
-                ("stream_id", *stream_id),
+            // The content too, for entries XADDed directly (the enqueue script stored it for
+            // the others): the console shows it after the entry is trimmed.
+            let mut fields = vec![
+                ("id", id),
+                ("to", to),
+                ("stream_id", stream_id),
                 ("updated_at", now.as_str()),
             ];
+            fields.extend(m.entry.content_fields());
             if fresh {
                 pipe.cmd("HSET")
                     .arg(&key)

@@ -20,7 +20,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use browse::{MessageQuery, MessageRow, Page, SCAN_BUDGET, StreamEntry, is_stream_id};
-pub use consumer::{Consumer, OutboundEntry, SegmentRecord, Submitted};
+pub use consumer::{Beginning, Consumer, OutboundEntry, SegmentRecord, Submitted};
 pub use counters::HourOutcomes;
 pub use index::IndexCursor;
 pub use keys::Keys;

@@ -7,7 +7,8 @@ use redis::Script;
 use super::index::INDEX_ADD_FN;
 
 /// Enqueue a batch (one entry per recipient) unless its idempotency key was seen, and index
-/// each message for the console (recent and per recipient, see `index`).
+/// each message for the console (recent and per recipient, see `index`). The state keeps the
+/// content (`text`, or `hex` and `coding`): the outbound entry is trimmed once it is sent.
 /// KEYS[1] outbound stream, KEYS[2] idempotency key or "", KEYS[3] recent-messages index.
 /// ARGV[1] TTL ms, ARGV[2] the answer to store, ARGV[3] message count, ARGV[4] per-recipient
 /// index prefix, then per message: state key, queued_at ms, field count n, n field/value pairs.
@@ -25,17 +26,21 @@ local i = 5
 for _ = 1, tonumber(ARGV[3]) do
   local state_key, queued_at, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
-  local fields, id, to = {}, '', ''
+  local fields, id, to, content = {}, '', '', {}
   for f = 0, n - 1 do
     local k, v = ARGV[i + 2 * f], ARGV[i + 2 * f + 1]
     fields[#fields + 1] = k
     fields[#fields + 1] = v
-    if k == 'id' then id = v elseif k == 'to' then to = v end
+    if k == 'id' then id = v elseif k == 'to' then to = v
+    elseif k == 'text' or k == 'hex' or k == 'coding' then
+      content[#content + 1] = k
+      content[#content + 1] = v
+    end
   end
   i = i + 2 * n
   local entry = redis.call('XADD', KEYS[1], '*', unpack(fields))
   redis.call('HSET', state_key, 'id', id, 'to', to, 'status', 'queued', 'stream_id', entry,
-             'queued_at', queued_at, 'updated_at', queued_at)
+             'queued_at', queued_at, 'updated_at', queued_at, unpack(content))
   redis.call('PEXPIRE', state_key, ARGV[1])
   local ms = entry_ms(entry)
   redis.call('ZADD', KEYS[3], ms, id)

@@ -20,7 +20,7 @@ use crate::config::MessageConfig;
 use crate::message::{OutboundMessage, build_submits};
 use crate::metrics::Metrics;
 use crate::session::Link;
-use crate::store::{Consumer, MessageStatus, OutboundEntry, StoreError};
+use crate::store::{Beginning, Consumer, MessageStatus, OutboundEntry, StoreError};
 
 use acker::Acker;
 use in_flight::InFlight;
@@ -177,7 +177,12 @@ impl Worker {
         }
         let begin: Vec<_> = ready
             .iter()
-            .map(|(e, m, s)| (m.id.as_str(), m.to.as_str(), e.stream_id.as_str(), s.len()))
+            .map(|(entry, m, s)| Beginning {
+                entry,
+                id: &m.id,
+                to: &m.to,
+                segments: s.len(),
+            })
             .collect();
         let before = loop {
             match self.consumer.begin(&begin, fresh).await {
