@@ -30,8 +30,17 @@ pub struct LoopRun {
 
 /// `rate` > 0 paces the enqueue (messages per second) so the latency shows the pipeline, not
 /// the queue; 0 enqueues everything at once, for throughput.
-pub async fn run(count: u64, mo: u64, window: usize, rate_limit: u64) -> Result<LoopRun, String> {
-    let rig = Rig::start(SimulatorConfig::default()).await?;
+/// `deliver_window` is how many DELIVERs the simulator keeps unanswered.
+pub async fn run(
+    count: u64,
+    mo: u64,
+    window: usize,
+    deliver_window: usize,
+    rate_limit: u64,
+) -> Result<LoopRun, String> {
+    let mut sim = SimulatorConfig::default();
+    sim.behaviour.deliver_window = deliver_window;
+    let rig = Rig::start(sim).await?;
     let config = rig.config(serde_json::json!({
         "window": window, "worker_batch": 256, "outbound_backlog_limit": 0,
     }))?;

@@ -33,6 +33,9 @@ pub struct LoopBenchArgs {
     pub mo: u64,
     #[arg(long, default_value_t = 16)]
     pub window: usize,
+    /// DELIVERs the simulator keeps unanswered (an ISMG's own window; real ones use 16).
+    #[arg(long, default_value_t = 16)]
+    pub deliver_window: usize,
     /// Pace the enqueue at this many messages per second (0 = all at once).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
@@ -125,7 +128,8 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
             Ok(())
         }
         BenchTarget::Loop(a) => {
-            let r = bench::full_loop::run(a.count, a.mo, a.window, a.rate).await?;
+            let r =
+                bench::full_loop::run(a.count, a.mo, a.window, a.deliver_window, a.rate).await?;
             if a.json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
