@@ -3,20 +3,18 @@
 //! gateway in-process with the simulator) for what needs the worker and the receive path:
 //! entries XADDed directly, reports and MO by number, dead letters, the stats cards.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::http_client::{get as tcp_get, post_json as tcp_post};
+use crate::common::redis::{RedisServer, connect};
 use bytes::Bytes;
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::http::{self, HttpState};
 use cmpp_gateway::simulator::{Behaviour, MoRequest};
 use cmpp_gateway::store::Store;
-use common::gateway;
-use common::http_client::{get as tcp_get, post_json as tcp_post};
-use common::redis::{RedisServer, connect};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use warp::http::Response;

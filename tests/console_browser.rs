@@ -4,15 +4,13 @@
 //! `npm ci --prefix tests/browser`; without them this test fails and says so.
 //! Screenshots land in `target/console-screenshots/`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::redis::connect;
 use cmpp_gateway::simulator::{Behaviour, MoRequest};
-use common::gateway;
-use common::redis::connect;
 use serde_json::json;
 
 const API_KEY: &str = "browser-test-key";

@@ -1,16 +1,14 @@
 //! SIGKILL the gateway process while 5 000 messages are in flight, start another: every message
 //! reaches a final state, none is lost, and the duplicates the ISMG sees stay bounded.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::redis::{RedisServer, connect};
+use crate::common::streams;
 use cmpp_gateway::simulator::{Behaviour, SimulatorHandle};
-use common::gateway;
-use common::redis::{RedisServer, connect};
-use common::streams;
 use serde_json::json;
 use tokio::time::Instant;
 

@@ -1,18 +1,16 @@
 //! The HTTP ingress through `warp::test` (and once over real TCP via `serve`), against a real
 //! redis-server started for each test.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::redis::RedisServer;
 use bytes::Bytes;
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::http::{self, HttpState};
 use cmpp_gateway::session::Link;
 use cmpp_gateway::store::Store;
-use common::redis::RedisServer;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -81,7 +79,7 @@ fn header<'a>(resp: &'a Response<Bytes>, name: &str) -> Option<&'a str> {
 }
 
 async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    common::redis::connect(redis).await
+    crate::common::redis::connect(redis).await
 }
 
 /// Every entry of the outbound stream: (entry id, fields).
@@ -619,8 +617,8 @@ async fn a_full_backlog_is_503_with_retry_after() {
 /// graceful stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_a_link() {
+    use crate::common::http_client::{get as tcp_get, post_json as tcp_post};
     use cmpp_gateway::simulator::{self, SimulatorConfig};
-    use common::http_client::{get as tcp_get, post_json as tcp_post};
 
     let redis = RedisServer::start();
     let sim = simulator::start(SimulatorConfig::default())

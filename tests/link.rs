@@ -2,12 +2,11 @@
 //! (tens to hundreds of milliseconds) instead of paused, because real sockets and a paused clock
 //! do not mix: tokio would jump the clock while a socket read is pending.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::gateway;
 use cmpp_gateway::protocol::{Submit, Version};
 use cmpp_gateway::secret::Secret;
 use cmpp_gateway::session::{
@@ -15,7 +14,6 @@ use cmpp_gateway::session::{
     LinkParts, LinkState, SubmitError,
 };
 use cmpp_gateway::simulator::{self, Account, Behaviour, SimulatorConfig, SimulatorHandle};
-use common::gateway;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

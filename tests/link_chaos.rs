@@ -4,15 +4,13 @@
 //! and the reports of the lost copies carry Msg_Ids no one ever saw: they are written unmatched,
 //! and there can be no more of them than resent submits.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::redis::connect;
+use crate::common::streams::{self, field};
 use cmpp_gateway::simulator::Behaviour;
-use common::gateway;
-use common::redis::connect;
-use common::streams::{self, field};
 use serde_json::json;
 
 const MESSAGES: usize = 20_000;

@@ -3,15 +3,13 @@
 //! rides out a Redis pause: it holds the lines an operator needs, and never the CMPP password,
 //! an API key or the Redis password.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::http_client::request_with_headers;
+use crate::common::redis::{RedisServer, connect};
 use cmpp_gateway::simulator::{self, Account, MoRequest, SimulatorConfig, SimulatorHandle};
-use common::http_client::request_with_headers;
-use common::redis::{RedisServer, connect};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

@@ -2,13 +2,11 @@
 //! an HTTP refusal; the stream gauges are sampled; the separate metrics address needs no key
 //! while the API's `/metrics` does.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::http_client::{get, post_json};
 use cmpp_gateway::simulator::{Behaviour, MoRequest};
-use common::gateway;
-use common::http_client::{get, post_json};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -45,7 +43,7 @@ async fn metrics_follow_traffic() {
     .await;
     assert_eq!(r.status, 401, "no key: refused");
     assert_eq!(get(stack.gw.http, "/metrics").await.status, 401);
-    let sent = common::http_client::request_with_key(
+    let sent = crate::common::http_client::request_with_key(
         stack.gw.http,
         "POST",
         "/v1/messages",

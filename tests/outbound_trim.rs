@@ -2,11 +2,9 @@
 //! acknowledged are trimmed, pending and unread ones never are, and an application's group that
 //! has read nothing holds everything.
 
-mod common;
-
+use crate::common::redis::{RedisServer, connect};
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::store::Store;
-use common::redis::{RedisServer, connect};
 
 const GROUP: &str = "gateway";
 

@@ -4,19 +4,17 @@
 //! known in advance, characters straddling parts, races, a crash between the last part and
 //! its entry).
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::common::gateway::{self, RunningGateway};
+use crate::common::http_client::get;
+use crate::common::redis::{RedisServer, connect};
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::protocol::{Deliver, MsgId};
 use cmpp_gateway::simulator::{Behaviour, MoRequest, SimulatorHandle};
 use cmpp_gateway::store::{MoOutcome, Store, now_ms};
 use cmpp_gateway::text::{Concat, write_udh};
-use common::gateway::{self, RunningGateway};
-use common::http_client::get;
-use common::redis::{RedisServer, connect};
 use serde_json::json;
 use tokio::time::Instant;
 

@@ -3,16 +3,14 @@
 //! it thaws, after the gateway has given up on them and refused the DELIVER — the hardest case
 //! for "exactly once", which the DELIVER's seen-marker has to handle.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::http_client::post_json;
+use crate::common::redis::{RedisServer, connect};
+use crate::common::streams::{self, Entry, field};
 use cmpp_gateway::simulator::{Behaviour, MoRequest};
-use common::gateway;
-use common::http_client::post_json;
-use common::redis::{RedisServer, connect};
-use common::streams::{self, Entry, field};
 use serde_json::json;
 use tokio::time::Instant;
 

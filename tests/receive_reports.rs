@@ -1,15 +1,13 @@
 //! Status reports end to end: HTTP send → SUBMIT → the simulator's report → the reports stream,
 //! correlated to our message id, and the message's final state.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::http_client::{get, post_json};
+use crate::common::redis::{RedisServer, connect};
+use crate::common::streams::{self, Entry, field};
 use cmpp_gateway::simulator::{Behaviour, ReportRequest};
-use common::gateway;
-use common::http_client::{get, post_json};
-use common::redis::{RedisServer, connect};
-use common::streams::{self, Entry, field};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

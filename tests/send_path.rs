@@ -2,14 +2,12 @@
 //! → the simulator, with a real redis-server and real TCP everywhere. Reports are off here (see
 //! receive_reports.rs), so a sent message rests in `submitted`.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::http_client::{get, post_json, request};
+use crate::common::redis::{RedisServer, connect as redis_connect};
 use cmpp_gateway::simulator::Behaviour;
-use common::gateway;
-use common::http_client::{get, post_json, request};
-use common::redis::{RedisServer, connect as redis_connect};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

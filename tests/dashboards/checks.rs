@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::exposition::Catalog;
-use crate::promql::{Tok, function_arguments, lex, metric_names, punct, selectors};
+use crate::dashboards::exposition::Catalog;
+use crate::dashboards::promql::{Tok, function_arguments, lex, metric_names, punct, selectors};
 
 /// Names read by `exprs` that `catalog` does not have: `name (where, where…)`.
 pub fn missing_names(exprs: &[(String, String)], catalog: &Catalog) -> Vec<String> {

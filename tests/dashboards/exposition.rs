@@ -218,7 +218,7 @@ cmpp_things_count 2
 
 #[test]
 fn the_exposition_reader_finds_families_labels_and_histogram_parts() {
-    use crate::checks::{function_problems, missing_names};
+    use crate::dashboards::checks::{function_problems, missing_names};
 
     let c = Catalog::from_exposition(SAMPLE_EXPOSITION).unwrap();
     let names: Vec<&str> = c.families.keys().map(String::as_str).collect();

@@ -174,9 +174,9 @@ pub fn function_arguments(expr: &str) -> Result<Vec<(String, String)>, String> {
 
 #[test]
 fn the_promql_reader_finds_names_matchers_and_ranges() {
-    use crate::checks::{filter_problems, function_problems};
-    use crate::exposition::Catalog;
-    use crate::{CONTRACT, read_repo_file};
+    use crate::dashboards::checks::{filter_problems, function_problems};
+    use crate::dashboards::exposition::Catalog;
+    use crate::dashboards::{CONTRACT, read_repo_file};
 
     let expr = r#"histogram_quantile(0.99, sum by (le, link) (rate(cmpp_link_submit_rtt_seconds_bucket{link=~"$link",instance=~"$instance"}[$__rate_interval])))
       / on() group_left up{job="cmpp_not_a_metric"} # cmpp_in_a_comment"#;

@@ -21,9 +21,6 @@
 //! arguments), `exposition` (the catalog of metrics from the contract or a scrape), `checks`
 //! (expressions against a catalog) and `promtool` (running it).
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod checks;
 mod exposition;
 mod grafana;
@@ -34,10 +31,10 @@ mod rules;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::common::gateway;
+use crate::common::http_client::{get, post_json};
 use checks::{filter_problems, function_problems, missing_names};
 use cmpp_gateway::simulator::Behaviour;
-use common::gateway;
-use common::http_client::{get, post_json};
 use exposition::Catalog;
 use grafana::{all_panels, dashboard_exprs, dashboard_problems, top_panels, variable_exprs};
 use rules::{RuleFile, alert_exprs, parse_rules, rule_problems};
