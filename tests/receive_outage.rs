@@ -1,7 +1,7 @@
 //! Redis unreachable for 10 s while reports and MO arrive: every one ends up in its stream
 //! exactly once. Redis is frozen (SIGSTOP), not emptied: commands sent before the freeze run when
 //! it thaws, after the gateway has given up on them and refused the DELIVER — the hardest case
-//! for "exactly once", which the DELIVER's seen-marker has to handle.
+//! for "exactly once", which the seen-marker (MO) and the state's list of DELIVER Msg_Ids (reports) have to handle.
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -250,9 +250,11 @@ async fn a_redelivered_report_is_written_once() {
             .unwrap(),
         ReportOutcome::WrittenUnmatched
     );
+    // Known as stored even where an unmatched write is not allowed yet: a redelivery must not
+    // wait out the match time again.
     assert_eq!(
         store
-            .record_report(&deliver, &report, 2, true)
+            .record_report(&deliver, &report, 2, false)
             .await
             .unwrap(),
         ReportOutcome::Duplicate
@@ -262,4 +264,92 @@ async fn a_redelivered_report_is_written_once() {
         1,
         "two deliveries of one DELIVER, one entry"
     );
+}
+
+/// A matched report's redelivery is recognised through the message's state (no marker key of
+/// its own): ACCEPTD and DELIVRD for one segment in two DELIVERs, each delivered twice and the
+/// first once more after the second, give two entries and one final status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_reports_of_a_known_message_are_written_once() {
+    use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
+    use cmpp_gateway::store::{ReportOutcome, Store};
+
+    let gateway::Stack { redis, sim, gw } = gateway::stack(
+        Behaviour {
+            // Reports only from this test, below.
+            report_delay: Duration::from_secs(3600),
+            ..Behaviour::default()
+        },
+        json!({}),
+    )
+    .await;
+    let id = send(gw.http, "redelivered").await;
+    let until = Instant::now() + Duration::from_secs(10);
+    let msg_id: u64 = loop {
+        let s = state(gw.http, &id).await;
+        if let Some(m) = s["segments"][0]["msg_id"].as_str() {
+            break m.parse().unwrap();
+        }
+        assert!(Instant::now() < until, "never submitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let config = gateway::config(&sim, &redis.url(), json!({}));
+    let store = Store::connect(&config.redis, config.store.clone())
+        .await
+        .unwrap();
+    let deliver = |deliver_msg_id: u64, stat: &str| {
+        let report = StatusReport {
+            msg_id: MsgId(msg_id),
+            stat: stat.into(),
+            dest_terminal_id: "13800138000".into(),
+            ..StatusReport::default()
+        };
+        let deliver = Deliver {
+            msg_id: MsgId(deliver_msg_id),
+            ..Deliver::default()
+        }
+        .with_report(&report, ReportLayout::Spec71)
+        .unwrap();
+        (deliver, report)
+    };
+    let (accepted, accepted_report) = deliver(5001, "ACCEPTD");
+    let (delivered, delivered_report) = deliver(5002, "DELIVRD");
+    let mut outcomes = Vec::new();
+    for (d, r) in [
+        (&accepted, &accepted_report),
+        (&accepted, &accepted_report),
+        (&delivered, &delivered_report),
+        (&delivered, &delivered_report),
+        (&accepted, &accepted_report),
+    ] {
+        outcomes.push(store.record_report(d, r, 1, false).await.unwrap());
+    }
+    assert_eq!(
+        outcomes,
+        [
+            ReportOutcome::Written { decided: None },
+            ReportOutcome::Duplicate,
+            ReportOutcome::Written {
+                decided: Some(cmpp_gateway::store::MessageStatus::Delivered)
+            },
+            ReportOutcome::Duplicate,
+            ReportOutcome::Duplicate,
+        ],
+        "five deliveries of two DELIVERs"
+    );
+    let mine = wait_reports(&redis, &id, 2).await;
+    let stats: Vec<_> = mine.iter().map(|e| field(e, "stat").unwrap()).collect();
+    assert_eq!(stats, ["ACCEPTD", "DELIVRD"], "one entry per DELIVER");
+    assert_eq!(state(gw.http, &id).await["status"], "delivered");
+    let mut conn = connect(&redis).await;
+    let markers: Vec<String> = redis::cmd("KEYS")
+        .arg("cmpp:seen:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        markers.is_empty(),
+        "a matched report needs no seen-marker key: {markers:?}"
+    );
+    gw.stop().await;
 }

@@ -90,8 +90,10 @@ pub async fn run(
             .map_err(|e| e.to_string())?;
         added += chunk;
     }
-    let finals = wait_for_finals(&mut conn, count).await?;
+    // Timed when the last report is in, not after reading them all back for the latencies.
+    wait_for_len(&mut conn, "cmpp:reports", count).await?;
     let elapsed = started.elapsed();
+    let finals = read_finals(&mut conn, count).await?;
     let report_match_waits = gateway
         .metric("cmpp_reports_match_waits_total")
         .await?
@@ -130,14 +132,13 @@ pub async fn run(
     })
 }
 
-/// Waits until the reports stream holds `count` entries (one-segment messages: each report is
-/// final), polling only its length so the measurement does not load Redis, then reads them once;
-/// returns id → received_at of the entries that carry a final status.
-async fn wait_for_finals(
+/// Reads the reports stream once (after it holds every report: one-segment messages, so each
+/// report is final; only its length was polled meanwhile, so the measurement did not load
+/// Redis); returns id → received_at of the entries that carry a final status.
+async fn read_finals(
     conn: &mut redis::aio::MultiplexedConnection,
     count: u64,
 ) -> Result<Vec<(String, u64)>, String> {
-    wait_for_len(conn, "cmpp:reports", count).await?;
     let mut cursor = "-".to_owned();
     let mut finals = Vec::with_capacity(count as usize);
     loop {

@@ -272,8 +272,8 @@ impl Consumer {
         }
         fields.push(("submitted_at".into(), now.to_string()));
         fields.push(("updated_at".into(), now.to_string()));
+        // The state's TTL was set by `begin` a moment ago (HSET keeps it).
         pipe.cmd("HSET").arg(&state).arg(&fields[..]).ignore();
-        pipe.cmd("PEXPIRE").arg(&state).arg(ttl).ignore();
         let () = self.store.query_pipeline(&pipe).await?;
         Ok(())
     }

@@ -6,7 +6,8 @@
 //! # Redis layout (prefix `cmpp`)
 //! * `cmpp:mo` — the stream (approximate MAXLEN `inbound_maxlen`); fields in [`MoEntry`].
 //! * `cmpp:seen:{deliver_msg_id}` — "this DELIVER is stored" (TTL `state_ttl`), shared with the
-//!   report path; a redelivered DELIVER finds it and is acknowledged without a second write.
+//!   report path (for reports with no message state to note it in); a redelivered DELIVER finds
+//!   it and is acknowledged without a second write.
 //! * `cmpp:mo:set:{from}:{to}:{ref}:{total}` — hash of one long message being reassembled:
 //!   `from`, `to`, `total`, `service_id`, `link_id` (of the first part to arrive),
 //!   `first_seen` / `last_seen` (ms), `n` (parts held), and per part `p:{k}` (payload after the

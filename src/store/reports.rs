@@ -30,27 +30,34 @@ pub enum ReportOutcome {
 /// ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] "1" to write unmatched, ARGV[4] state
 /// key prefix, ARGV[5] Stat, ARGV[6] now (ms), ARGV[7] per-number index prefix, ARGV[8] the
 /// number to index an unmatched report under (or ""), ARGV[9] this minute's counters key,
-/// ARGV[10] their TTL ms, then the entry's own field/value pairs.
+/// ARGV[10] their TTL ms, ARGV[11] the DELIVER's Msg_Id, then the entry's own field/value pairs.
 /// The Msg_Id map value is MessagePack of `Submitted` as an array: id, segment, segments, to.
-/// It runs once per message at full rate, so it makes few calls: the seen-marker is claimed
-/// with SET NX (and given back when the report must wait for its Msg_Id), and the state is
-/// read with one HMGET and written with one HSET. The console's cost: the entry id into the
-/// number's index (ZADD, PEXPIRE), and the minute's `delivered`/`failed` counter when the
-/// report decides the message.
+///
+/// It runs once per message at full rate, and each `redis.call` costs Redis more than the
+/// command itself, so it makes few: GET the map, one HMGET and one HSET of the state, the XADD,
+/// the number's index (ZADD, PEXPIRE), and the minute's `delivered`/`failed` counter when the
+/// report decides the message. A redelivered DELIVER is recognised in the state, which lists
+/// the DELIVER Msg_Ids each segment's reports came in (`s{n}_delivers`); only a report with no
+/// state to hold that (unmatched, malformed, state expired) claims a seen-marker key of its own;
+/// an unmatched one looks for it first, so its redelivery is known at once rather than after
+/// another `report_match_wait` (during which it would hold one of the ISMG's few DELIVER slots).
+/// The state's TTL is not renewed: it runs from the message's start and outlasts a report's
+/// 48 hours.
 pub(crate) static REPORT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"{STATUS_RANK}{INDEX_ADD_FN}
-if not redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then return 'duplicate' end
 local mapped = false
 if KEYS[3] ~= '' then mapped = redis.call('GET', KEYS[3]) end
-if not mapped and ARGV[3] ~= '1' then
-  redis.call('DEL', KEYS[2])
-  return 'unmatched'
+if not mapped then
+  -- Stored before as unmatched (a redelivery): known at once, not after another match wait.
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
+  if ARGV[3] ~= '1' then return 'unmatched' end
 end
-local fields = {{unpack(ARGV, 11)}}
+local fields = {{unpack(ARGV, 12)}}
 local number = ARGV[8]
-local stat, now = ARGV[5], ARGV[6]
+local stat, now, deliver = ARGV[5], ARGV[6], ARGV[11]
 local decided = ''
+local in_state = false
 if mapped then
   local rec = cmsgpack.unpack(mapped)
   local id, seg, segs, to = rec[1], rec[2], rec[3], rec[4]
@@ -59,17 +66,25 @@ if mapped then
   for _, v in ipairs({{'id', id, 'to', to, 'segment', tostring(seg), 'segments', tostring(segs)}}) do
     fields[#fields + 1] = v
   end
-  -- ACCEPTD is intermediate: it is reported but decides nothing.
-  if stat ~= 'ACCEPTD' then
-    local names = {{'status', 'submitted_at'}}
-    for i = 1, segs do names[#names + 1] = 's' .. i .. '_stat' end
-    local have = redis.call('HMGET', state, unpack(names))
-    -- No state (expired or never kept): the report is written, nothing is recreated.
-    if have[1] then
-      local change = {{'s' .. seg .. '_stat', stat, 's' .. seg .. '_reported_at', now, 'updated_at', now}}
+  local names = {{'status', 'submitted_at', 's' .. seg .. '_delivers'}}
+  for i = 1, segs do names[#names + 1] = 's' .. i .. '_stat' end
+  local have = redis.call('HMGET', state, unpack(names))
+  -- No state (expired or never kept): the report is written, nothing is recreated.
+  if have[1] then
+    in_state = true
+    local delivers = have[3]
+    if delivers and string.find(' ' .. delivers .. ' ', ' ' .. deliver .. ' ', 1, true) then
+      return 'duplicate'
+    end
+    local change = {{'s' .. seg .. '_delivers', delivers and (delivers .. ' ' .. deliver) or deliver, 'updated_at', now}}
+    -- ACCEPTD is intermediate: it is reported but decides nothing.
+    if stat ~= 'ACCEPTD' then
+      for _, v in ipairs({{'s' .. seg .. '_stat', stat, 's' .. seg .. '_reported_at', now}}) do
+        change[#change + 1] = v
+      end
       local complete, failed_stat = true, false
       for i = 1, segs do
-        local s = have[2 + i]
+        local s = have[3 + i]
         if i == seg then s = stat end
         if not s then complete = false break end
         if s ~= 'DELIVRD' and not failed_stat then failed_stat = s end
@@ -92,13 +107,15 @@ if mapped then
         fields[#fields + 1] = 'status'
         fields[#fields + 1] = final
       end
-      redis.call('HSET', state, unpack(change))
-      if complete then redis.call('PEXPIRE', state, ARGV[1]) end
     end
+    redis.call('HSET', state, unpack(change))
   end
 else
   fields[#fields + 1] = 'unmatched'
   fields[#fields + 1] = '1'
+end
+if not in_state and not redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then
+  return 'duplicate'
 end
 local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
 if number ~= '' then index_add(ARGV[7] .. number, entry_ms(entry), entry, ARGV[1]) end
@@ -198,7 +215,8 @@ impl Store {
             .arg(self.keys.reports_index_prefix())
             .arg(dest)
             .arg(self.keys.minute_counters(now / 60_000))
-            .arg(COUNTER_TTL.as_millis() as u64);
+            .arg(COUNTER_TTL.as_millis() as u64)
+            .arg(deliver.msg_id.0);
         for (k, v) in entry {
             invocation.arg(*k).arg(v);
         }
