@@ -5,6 +5,12 @@ use tracing_subscriber::EnvFilter;
 
 use cmpp_gateway::cli::{Cli, Command, bench, decode, run, simulator};
 
+/// Every message allocates many small, short-lived buffers across tasks and threads (PDUs, Redis
+/// commands and replies); mimalloc serves them faster than the system allocator: the full loop
+/// (`bench loop`) ran 5–8 % faster with it, alternating runs of both builds.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
