@@ -163,6 +163,6 @@ async fn the_store_works_over_rediss() {
         .await
         .unwrap()
         .expect("state written over TLS");
-    assert_eq!(state.to, "13800138000");
+    assert_eq!(state.summary.to, "13800138000");
     let _ = std::fs::remove_dir_all(&dir);
 }

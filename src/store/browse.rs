@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::index::IndexCursor;
-use super::state::MessageStatus;
+use super::state::{MessageStatus, MessageSummary, SUMMARY_FIELDS};
 use super::{Store, StoreError};
 
 /// A status search reads the index this many members at a time, and at most
@@ -16,22 +16,9 @@ use super::{Store, StoreError};
 const SCAN_CHUNK: usize = 200;
 pub const SCAN_BUDGET: usize = 2_000;
 
-/// The state fields a list row shows, in [`MessageRow::from_fields`]'s order.
-const ROW_FIELDS: [&str; 13] = [
-    "id",
-    "to",
-    "status",
-    "submitted_at",
-    "segments",
-    "queued_at",
-    "final_at",
-    "updated_at",
-    "error",
-    "stream_id",
-    "text",
-    "hex",
-    "coding",
-];
+/// The state fields a list row shows beyond the summary's, read after them (see
+/// [`MessageRow::from_fields`]).
+const ROW_EXTRA_FIELDS: [&str; 4] = ["segments", "text", "hex", "coding"];
 
 /// One page of a list. `next_cursor` is `None` on the last page.
 #[derive(Debug, Clone, Serialize)]
@@ -40,27 +27,14 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// A message as the console lists it: its state (times are Unix ms) and what was sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A message as the console lists it: its summary and what was sent.
+#[derive(Debug, Clone, Serialize)]
 pub struct MessageRow {
-    pub id: String,
-    pub to: String,
-    pub status: MessageStatus,
+    #[serde(flatten)]
+    pub summary: MessageSummary,
     /// Known once a worker has taken the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub queued_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub submitted_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub final_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream_id: Option<String>,
     /// The message's `text`, or `hex` (with `coding`) for content given as bytes, as the state
     /// keeps it (the outbound entry is trimmed once sent).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,25 +46,25 @@ pub struct MessageRow {
 }
 
 impl MessageRow {
-    /// From the values of [`ROW_FIELDS`]; `None` when the hash has no status (expired).
+    /// The fields to HMGET, in the order [`MessageRow::from_fields`] reads them.
+    fn fields() -> impl Iterator<Item = &'static str> {
+        SUMMARY_FIELDS.into_iter().chain(ROW_EXTRA_FIELDS)
+    }
+
+    /// From the values of [`MessageRow::fields`]; `None` when the hash has no status (expired).
     fn from_fields(values: &[Option<String>]) -> Option<MessageRow> {
-        let text = |i: usize| values.get(i).cloned().flatten().filter(|v| !v.is_empty());
-        let num = |i: usize| text(i).and_then(|v| v.parse::<u64>().ok());
-        let written = MessageStatus::parse(&text(2)?)?;
+        let get = |name: &str| {
+            let i = MessageRow::fields().position(|f| f == name)?;
+            values.get(i).cloned().flatten().filter(|v| !v.is_empty())
+        };
         Some(MessageRow {
-            id: text(0).unwrap_or_default(),
-            to: text(1).unwrap_or_default(),
-            status: MessageStatus::effective(written, text(3).is_some()),
-            submitted_at: num(3),
-            segments: num(4).map(|n| n.min(255) as u32),
-            queued_at: num(5),
-            final_at: num(6),
-            updated_at: num(7),
-            error: text(8),
-            stream_id: text(9),
-            text: text(10),
-            hex: text(11),
-            coding: text(12),
+            summary: MessageSummary::read(get)?,
+            segments: get("segments")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|n| n.min(255) as u32),
+            text: get("text"),
+            hex: get("hex"),
+            coding: get("coding"),
         })
     }
 }
@@ -106,6 +80,7 @@ pub struct MessageQuery {
 
 impl MessageQuery {
     fn admits(&self, row: &MessageRow) -> bool {
+        let row = &row.summary;
         self.status.is_none_or(|s| s == row.status) && self.to.as_ref().is_none_or(|t| *t == row.to)
     }
 }
@@ -175,7 +150,7 @@ impl Store {
         for id in ids {
             pipe.cmd("HMGET")
                 .arg(self.keys.state(id))
-                .arg(&ROW_FIELDS[..]);
+                .arg(MessageRow::fields().collect::<Vec<_>>());
         }
         let values: Vec<Vec<Option<String>>> = pipe.query_async(&mut self.conn()).await?;
         Ok(values
@@ -184,8 +159,8 @@ impl Store {
             .map(|(v, id)| {
                 // The state of an entry dead-lettered by an older version may lack its id.
                 MessageRow::from_fields(v).map(|mut row| {
-                    if row.id.is_empty() {
-                        row.id = id.clone();
+                    if row.summary.id.is_empty() {
+                        row.summary.id = id.clone();
                     }
                     row
                 })
@@ -377,25 +352,32 @@ mod tests {
 
     #[test]
     fn a_row_shows_submitted_like_the_state_view() {
-        let values: Vec<Option<String>> = [
-            Some("m1"),
-            Some("13800138000"),
-            Some("submitting"),
-            Some("6"),
-            Some("2"),
-            Some("5"),
-            None,
-            Some("6"),
-            None,
-            Some("1-0"),
+        let hash: std::collections::HashMap<&str, &str> = [
+            ("id", "m1"),
+            ("to", "13800138000"),
+            ("status", "submitting"),
+            ("submitted_at", "6"),
+            ("segments", "2"),
+            ("queued_at", "5"),
+            ("updated_at", "6"),
+            ("stream_id", "1-0"),
+            ("error", ""),
         ]
-        .iter()
-        .map(|v| v.map(str::to_owned))
+        .into_iter()
         .collect();
+        // What HMGET answers: the values in `fields()` order, None for the missing ones.
+        let values: Vec<Option<String>> = MessageRow::fields()
+            .map(|f| hash.get(f).map(|v| v.to_string()))
+            .collect();
         let row = MessageRow::from_fields(&values).unwrap();
-        assert_eq!(row.status, MessageStatus::Submitted);
-        assert_eq!((row.segments, row.queued_at), (Some(2), Some(5)));
-        assert!(MessageRow::from_fields(&vec![None; 10]).is_none());
+        assert_eq!(row.summary.status, MessageStatus::Submitted);
+        assert_eq!((row.segments, row.summary.queued_at), (Some(2), Some(5)));
+        assert_eq!(row.summary.error, None, "empty is absent");
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["id"], "m1", "the summary is flattened into the row");
+        assert_eq!(json["status"], "submitted");
+        assert_eq!(json["segments"], 2);
+        assert!(MessageRow::from_fields(&vec![None; 13]).is_none());
     }
 
     fn members(range: std::ops::Range<u64>) -> Vec<IndexCursor> {

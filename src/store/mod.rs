@@ -28,7 +28,7 @@ pub use mo::{MoEntry, MoOutcome, MoSweep};
 pub use outbound::{Enqueued, GroupBacklog};
 pub use reports::ReportOutcome;
 pub use sample::StreamSample;
-pub use state::{MessageState, MessageStatus, SegmentState};
+pub use state::{MessageState, MessageStatus, MessageSummary, SegmentState};
 
 use crate::config::{RedisConfig, StoreConfig};
 

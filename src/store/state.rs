@@ -72,9 +72,10 @@ pub struct SegmentState {
     pub reported_at: Option<u64>,
 }
 
-/// Times are Unix milliseconds.
+/// What both the single view and the console's list show of a message: who, its status (as
+/// [`MessageStatus::effective`] reads it) and its times, in Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MessageState {
+pub struct MessageSummary {
     pub id: String,
     pub to: String,
     pub status: MessageStatus,
@@ -90,14 +91,54 @@ pub struct MessageState {
     pub final_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<u64>,
+}
+
+/// The state hash fields [`MessageSummary::read`] looks at.
+pub(crate) const SUMMARY_FIELDS: [&str; 9] = [
+    "id",
+    "to",
+    "status",
+    "error",
+    "stream_id",
+    "queued_at",
+    "submitted_at",
+    "final_at",
+    "updated_at",
+];
+
+impl MessageSummary {
+    /// `get` gives one field of the state hash (an empty value counts as absent); `None` when
+    /// there is no status (the state has expired).
+    pub(crate) fn read(get: impl Fn(&str) -> Option<String>) -> Option<MessageSummary> {
+        let text = |k: &str| get(k).filter(|v| !v.is_empty());
+        let num = |k: &str| text(k).and_then(|v| v.parse::<u64>().ok());
+        let written = MessageStatus::parse(&text("status")?)?;
+        Some(MessageSummary {
+            id: text("id").unwrap_or_default(),
+            to: text("to").unwrap_or_default(),
+            status: MessageStatus::effective(written, text("submitted_at").is_some()),
+            error: text("error"),
+            stream_id: text("stream_id"),
+            queued_at: num("queued_at"),
+            submitted_at: num("submitted_at"),
+            final_at: num("final_at"),
+            updated_at: num("updated_at"),
+        })
+    }
+}
+
+/// `GET /v1/messages/{id}`: the summary and every segment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageState {
+    #[serde(flatten)]
+    pub summary: MessageSummary,
     pub segments: Vec<SegmentState>,
 }
 
 impl MessageState {
     /// Builds the view from the hash's fields; `None` when there is no status.
     pub fn from_hash(hash: &HashMap<String, String>) -> Option<MessageState> {
-        let written = MessageStatus::parse(hash.get("status")?)?;
-        let status = MessageStatus::effective(written, hash.contains_key("submitted_at"));
+        let summary = MessageSummary::read(|k| hash.get(k).cloned())?;
         let text = |k: &str| hash.get(k).filter(|v| !v.is_empty()).cloned();
         let num = |k: &str| hash.get(k).and_then(|v| v.parse::<u64>().ok());
         let count = num("segments").unwrap_or(0).min(255) as u32;
@@ -111,18 +152,7 @@ impl MessageState {
                 reported_at: num(&format!("s{n}_reported_at")),
             })
             .collect();
-        Some(MessageState {
-            id: text("id").unwrap_or_default(),
-            to: text("to").unwrap_or_default(),
-            status,
-            error: text("error"),
-            stream_id: text("stream_id"),
-            queued_at: num("queued_at"),
-            submitted_at: num("submitted_at"),
-            final_at: num("final_at"),
-            updated_at: num("updated_at"),
-            segments,
-        })
+        Some(MessageState { summary, segments })
     }
 }
 
@@ -157,14 +187,14 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let s = MessageState::from_hash(&hash).unwrap();
-        assert_eq!(s.status, MessageStatus::Submitted);
+        assert_eq!(s.summary.status, MessageStatus::Submitted);
         assert_eq!(s.segments.len(), 2);
         assert_eq!(
             s.segments[0].msg_id.as_deref(),
             Some("12878564852733378560")
         );
         assert_eq!(s.segments[1].result, None);
-        assert_eq!(s.queued_at, Some(5));
+        assert_eq!(s.summary.queued_at, Some(5));
         assert!(MessageState::from_hash(&HashMap::new()).is_none());
     }
 }
