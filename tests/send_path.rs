@@ -365,7 +365,7 @@ async fn an_ingress_only_instance_queues_and_a_full_one_sends() {
     let ingress = gateway::start(gateway::config(
         &sim,
         &redis.url(),
-        json!({"registered_delivery": false, "ingress_only": true}),
+        json!({"registered_delivery": false, "ingress_only": true, "metrics_sample_interval": "100ms"}),
     ))
     .await;
 
@@ -386,6 +386,17 @@ async fn an_ingress_only_instance_queues_and_a_full_one_sends() {
         .await
         .json();
     assert_eq!(queued["status"], "queued", "{queued}");
+    // No consumer group yet: the waiting entry counts as lag, as the 503 backlog check counts it.
+    let scrape = get(ingress.http, "/metrics").await.body;
+    assert!(
+        scrape.contains("cmpp_consumer_group_lag{stream=\"mt\"} 1\n"),
+        "{}",
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("cmpp_consumer_group"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert!(
         sim.recorded_submits().is_empty(),
         "the ingress-only instance sent {} SUBMITs",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Metrics, STREAMS};
-use crate::store::Store;
+use crate::store::{GroupBacklog, Store};
 
 pub async fn run(
     store: Store,
@@ -34,9 +34,11 @@ pub async fn run(
                 for (stream, len) in STREAMS.iter().zip(s.lengths) {
                     f.stream_length.with_label_values(&[stream]).set(len as i64);
                 }
-                let group = s
-                    .group
-                    .unwrap_or(crate::store::GroupBacklog { pending: 0, lag: 0 });
+                // Before the group exists every entry is waiting, as `Store::backlog` counts it.
+                let group = s.group.unwrap_or(GroupBacklog {
+                    pending: 0,
+                    lag: s.lengths[0],
+                });
                 f.group_pending
                     .with_label_values(&["mt"])
                     .set(group.pending as i64);
