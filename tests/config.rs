@@ -636,3 +636,21 @@ fn malformed_json_names_the_file_line_and_column() {
         "t.json: the top level must be a JSON object"
     );
 }
+
+#[test]
+fn an_ingress_only_instance_is_ready_without_a_link() {
+    use serde_json::json;
+    let c = parse(&old_with(json!({"ingress_only": true}))).unwrap();
+    assert!(!c.http.readyz_requires_link, "there is no link to wait for");
+    let c = parse(&old_with(json!({}))).unwrap();
+    assert!(c.http.readyz_requires_link, "the default with a link");
+    let err = parse(&old_with(
+        json!({"ingress_only": true, "readyz_requires_link": true}),
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("readyz_requires_link") && err.contains("ingress_only"),
+        "{err}"
+    );
+}

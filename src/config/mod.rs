@@ -566,11 +566,21 @@ impl Check<'_> {
                 ));
             }
         }
+        let ingress_only = raw.ingress_only.unwrap_or(false);
         let http = HttpConfig {
             bind: SocketAddr::new(ip, http_port),
             api_keys,
             max_body_bytes: self.int("max_body_bytes", raw.max_body_bytes, 65536, 1, u64::MAX)?,
-            readyz_requires_link: raw.readyz_requires_link.unwrap_or(true),
+            // An ingress-only instance has no link to wait for.
+            readyz_requires_link: match (raw.readyz_requires_link, ingress_only) {
+                (Some(true), true) => {
+                    return Err(self.err(
+                        "readyz_requires_link",
+                        "cannot be true with ingress_only: this instance holds no link",
+                    ));
+                }
+                (requires, ingress_only) => requires.unwrap_or(true) && !ingress_only,
+            },
         };
 
         // Metrics: on the HTTP address, and on a second one when metrics_port is set.
@@ -724,7 +734,7 @@ impl Check<'_> {
             worker,
             log,
             metrics,
-            ingress_only: raw.ingress_only.unwrap_or(false),
+            ingress_only,
             warnings: Vec::new(),
         })
     }

@@ -32,8 +32,7 @@ pub async fn readyz(state: Arc<HttpState>) -> Result<Response, HttpError> {
         .store_call("ping", state.store().ping())
         .await
         .map_err(|_| HttpError::NotReady("redis unavailable".into()))?;
-    // An ingress-only instance has no link to wait for.
-    if state.config().http.readyz_requires_link && !state.config().ingress_only {
+    if state.config().http.readyz_requires_link {
         let Some(link) = state.link() else {
             return Err(HttpError::NotReady("no CMPP link in this process".into()));
         };
