@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
@@ -69,103 +70,130 @@ pub async fn run(
         config.metrics.sample_interval,
         shutdown.clone(),
     ));
-    if config.ingress_only {
-        let state = Arc::new(HttpState::new(store, config.clone(), None).with_metrics(metrics));
-        let http_task = tokio::spawn(http::serve(listener, state, shutdown.clone()));
-        tracing::info!(http = %addr, "gateway running, HTTP ingress only (no CMPP link here)");
-        if let Some(tx) = bound {
-            let _ = tx.send(addr);
+    // An ingress-only instance serves HTTP into the stream; the link and the worker live
+    // elsewhere (carriers limit connections per account).
+    let sending = if config.ingress_only {
+        None
+    } else {
+        match Sending::start(&config, &store, &metrics, &shutdown).await {
+            Some(sending) => Some(sending),
+            None => return Ok(()),
         }
-        let _ = http_task.await;
-        let _ = sampler_task.await;
-        if let Some(task) = metrics_task {
-            let _ = task.await;
-        }
-        return Ok(());
-    }
-    let Some(consumer) = retry_redis(&shutdown, || {
-        Consumer::new(&store, &config.redis, config.worker.clone())
-    })
-    .await
-    else {
-        return Ok(());
     };
 
-    // The link outlives the worker: it closes only after the worker's messages are answered.
-    let link_shutdown = CancellationToken::new();
-    let LinkParts {
-        link,
-        inbound,
-        task: link_task,
-    } = Link::spawn(
-        config.link.clone(),
-        Some(Arc::new(LinkMetrics::new(
-            metrics.clone(),
-            &config.link.sp_id,
-            config.link.window,
-        ))),
-        link_shutdown.clone(),
-    );
-    // The receive path gets a connection of its own: each DELIVER the ISMG sends waits for its
-    // write, and the ISMG allows only a window of them unanswered, so report writes must not
-    // queue behind the worker's batches on a shared connection.
-    let Some(inbound_store) = retry_redis(&shutdown, || {
-        Store::connect(&config.redis, config.store.clone())
-    })
-    .await
-    else {
-        return Ok(());
-    };
-    let receiver = Receiver::new(
-        inbound_store,
-        config.store.clone(),
-        metrics.clone(),
-        &config.link.sp_id,
-        shutdown.clone(),
-    );
-    let inbound_task = tokio::spawn(receiver.run(inbound));
-    let worker = Worker::new(
-        link.clone(),
-        consumer,
-        config.message.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    );
-    let worker_task = tokio::spawn(worker.run());
-
-    let state = Arc::new(
-        HttpState::new(store, config.clone(), Some(link.clone())).with_metrics(metrics.clone()),
-    );
+    let link = sending.as_ref().map(|s| s.link.clone());
+    let state = Arc::new(HttpState::new(store, config.clone(), link, metrics));
     let http_task = tokio::spawn(http::serve(listener, state, shutdown.clone()));
-    tracing::info!(http = %addr, cmpp = %config.link.addr, "gateway running");
+    match &sending {
+        Some(_) => tracing::info!(http = %addr, cmpp = %config.link.addr, "gateway running"),
+        None => {
+            tracing::info!(http = %addr, "gateway running, HTTP ingress only (no CMPP link here)")
+        }
+    }
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }
 
     shutdown.cancelled().await;
-    tracing::info!("shutting down: draining the worker, then closing the link");
-    // Messages in flight get until close_timeout to be answered; after that the link closes,
-    // hands them back, and their entries stay pending for the next start to reclaim.
-    let mut worker_task = worker_task;
-    if tokio::time::timeout(config.link.close_timeout, &mut worker_task)
-        .await
-        .is_err()
-    {
-        tracing::info!(
-            "messages still in flight after close_timeout; they stay pending in the stream"
-        );
-        link_shutdown.cancel();
-        let _ = worker_task.await;
+    if let Some(sending) = sending {
+        sending.stop(config.link.close_timeout).await;
     }
-    link_shutdown.cancel();
-    let _ = link_task.await;
-    let _ = inbound_task.await;
     let _ = http_task.await;
     let _ = sampler_task.await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The sending and receiving side: the link, the worker that drains the stream over it, and
+/// the receiver that stores what the ISMG delivers.
+struct Sending {
+    link: Link,
+    /// The link outlives the worker: it closes only after the worker's messages are answered.
+    link_shutdown: CancellationToken,
+    link_task: JoinHandle<()>,
+    worker_task: JoinHandle<()>,
+    inbound_task: JoinHandle<()>,
+}
+
+impl Sending {
+    /// `None` when shutdown came before Redis answered.
+    async fn start(
+        config: &Arc<GatewayConfig>,
+        store: &Store,
+        metrics: &Arc<Metrics>,
+        shutdown: &CancellationToken,
+    ) -> Option<Sending> {
+        let consumer = retry_redis(shutdown, || {
+            Consumer::new(store, &config.redis, config.worker.clone())
+        })
+        .await?;
+        let link_shutdown = CancellationToken::new();
+        let LinkParts {
+            link,
+            inbound,
+            task: link_task,
+        } = Link::spawn(
+            config.link.clone(),
+            Some(Arc::new(LinkMetrics::new(
+                metrics.clone(),
+                &config.link.sp_id,
+                config.link.window,
+            ))),
+            link_shutdown.clone(),
+        );
+        // The receive path gets a connection of its own: each DELIVER the ISMG sends waits for
+        // its write, and the ISMG allows only a window of them unanswered, so report writes must
+        // not queue behind the worker's batches on a shared connection.
+        let inbound_store = retry_redis(shutdown, || {
+            Store::connect(&config.redis, config.store.clone())
+        })
+        .await?;
+        let receiver = Receiver::new(
+            inbound_store,
+            config.store.clone(),
+            metrics.clone(),
+            &config.link.sp_id,
+            shutdown.clone(),
+        );
+        let inbound_task = tokio::spawn(receiver.run(inbound));
+        let worker = Worker::new(
+            link.clone(),
+            consumer,
+            config.message.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let worker_task = tokio::spawn(worker.run());
+        Some(Sending {
+            link,
+            link_shutdown,
+            link_task,
+            worker_task,
+            inbound_task,
+        })
+    }
+
+    /// After shutdown: messages in flight get until `close_timeout` to be answered; after that
+    /// the link closes, hands them back, and their entries stay pending for the next start to
+    /// reclaim.
+    async fn stop(mut self, close_timeout: Duration) {
+        tracing::info!("shutting down: draining the worker, then closing the link");
+        if tokio::time::timeout(close_timeout, &mut self.worker_task)
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                "messages still in flight after close_timeout; they stay pending in the stream"
+            );
+            self.link_shutdown.cancel();
+            let _ = self.worker_task.await;
+        }
+        self.link_shutdown.cancel();
+        let _ = self.link_task.await;
+        let _ = self.inbound_task.await;
+    }
 }
 
 /// Calls `connect` until Redis answers; `None` if shutdown came first.

@@ -13,6 +13,7 @@ use crate::common::redis::{RedisServer, connect};
 use bytes::Bytes;
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::http::{self, HttpState};
+use cmpp_gateway::metrics::Metrics;
 use cmpp_gateway::simulator::{Behaviour, MoRequest};
 use cmpp_gateway::store::Store;
 use serde_json::{Value, json};
@@ -42,7 +43,12 @@ async fn ingress(redis: &RedisServer, extra: Value) -> Arc<HttpState> {
     let store = Store::connect(&config.redis, config.store.clone())
         .await
         .expect("store connects");
-    Arc::new(HttpState::new(store, config, None))
+    Arc::new(HttpState::new(
+        store,
+        config,
+        None,
+        Arc::new(Metrics::new()),
+    ))
 }
 
 async fn call(state: &Arc<HttpState>, req: warp::test::RequestBuilder) -> Response<Bytes> {

@@ -9,6 +9,7 @@ use crate::common::redis::RedisServer;
 use bytes::Bytes;
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::http::{self, HttpState};
+use cmpp_gateway::metrics::Metrics;
 use cmpp_gateway::session::Link;
 use cmpp_gateway::store::Store;
 use serde_json::{Value, json};
@@ -47,7 +48,12 @@ async fn state_with(redis: &RedisServer, extra: Value) -> Arc<HttpState> {
     let store = Store::connect(&config.redis, config.store.clone())
         .await
         .expect("store connects");
-    Arc::new(HttpState::new(store, config, None))
+    Arc::new(HttpState::new(
+        store,
+        config,
+        None,
+        Arc::new(Metrics::new()),
+    ))
 }
 
 async fn state(redis: &RedisServer) -> Arc<HttpState> {
@@ -639,7 +645,12 @@ async fn serve_with_a_link() {
             .await
             .unwrap()
     );
-    let state = Arc::new(HttpState::new(store, config, Some(parts.link.clone())));
+    let state = Arc::new(HttpState::new(
+        store,
+        config,
+        Some(parts.link.clone()),
+        Arc::new(Metrics::new()),
+    ));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -701,7 +712,8 @@ async fn a_stalled_redis_is_cut_off_by_the_deadline() {
         .await
         .unwrap();
     let state = Arc::new(
-        HttpState::new(store, config, None).with_store_deadline(Duration::from_millis(700)),
+        HttpState::new(store, config, None, Arc::new(Metrics::new()))
+            .with_store_deadline(Duration::from_millis(700)),
     );
     let msg = json!({"to": "13800138000", "text": "hi"});
     assert_eq!(call(&state, post_json(&msg)).await.status(), 202);

@@ -34,8 +34,13 @@ pub struct HttpState {
 
 impl HttpState {
     /// `link` is `None` when this process serves HTTP without a CMPP link (tests, ingress-only
-    /// instances): `/v1/link` then says `absent`.
-    pub fn new(store: Store, config: Arc<GatewayConfig>, link: Option<Link>) -> HttpState {
+    /// instances): `/v1/link` then says `absent`. `metrics` is the gateway's registry.
+    pub fn new(
+        store: Store,
+        config: Arc<GatewayConfig>,
+        link: Option<Link>,
+        metrics: Arc<Metrics>,
+    ) -> HttpState {
         HttpState {
             store,
             config,
@@ -43,14 +48,8 @@ impl HttpState {
             store_deadline: STORE_DEADLINE,
             backlog: tokio::sync::Mutex::new(None),
             rates: Mutex::new(RateSampler::default()),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         }
-    }
-
-    /// Counts into `metrics` (the gateway's registry) instead of a registry of its own.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> HttpState {
-        self.metrics = metrics;
-        self
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

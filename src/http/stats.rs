@@ -67,7 +67,9 @@ pub fn routes(
 async fn stats(state: Arc<HttpState>) -> Result<Response, HttpError> {
     let store = state.store();
     let dead_letters = store.keys().dead_letters();
-    // One multiplexed connection: the three calls travel together.
+    // One multiplexed connection: the three calls travel together. The backlog is read afresh,
+    // not from the 503 check's cache, which may run up to a second ahead (it adds this
+    // process's own enqueues): the card should show 0 once everything is sent.
     let (backlog, dead_letters, last_hour) = tokio::try_join!(
         state.store_call("backlog", store.backlog(&state.config().worker.group)),
         state.store_call("dead letters", store.stream_len(&dead_letters)),
