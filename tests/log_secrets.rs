@@ -211,7 +211,8 @@ async fn logs_hold_what_operators_need_and_never_a_secret() {
             .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
     }
     assert!(
-        json_log.contains("auth"),
+        // ConnectError::Refused for the wrong password (Status 3), not merely any "auth…".
+        json_log.contains("refused the login with Status 3"),
         "the refused login is not explained:\n{json_log}"
     );
     assert_no_secrets("json", &json_log);

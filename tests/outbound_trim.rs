@@ -46,7 +46,15 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    // Explicit ids, so the 100-entry blocks Redis trims whole are known.
+    // Blocks of 100 entries (set before the entries go in) and explicit ids, so the blocks
+    // Redis trims whole are known.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("stream-node-max-entries")
+        .arg(100)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let mut pipe = redis::pipe();
     for n in 1..=300 {
         pipe.cmd("XADD")
@@ -57,13 +65,6 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
             .ignore();
     }
     let () = pipe.query_async(&mut conn).await.unwrap();
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("stream-node-max-entries")
-        .arg(100)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
     // 250 read, the first 200 acknowledged: 201–250 pending, 251–300 unread.
     let read: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")

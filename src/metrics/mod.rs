@@ -129,7 +129,25 @@ mod tests {
         assert_eq!(route_label(&Method::GET, "/v1/messages/abc"), "message");
         assert_eq!(route_label(&Method::GET, "/v1/messages"), "list");
         assert_eq!(route_label(&Method::GET, "/nope/13800138000"), "other");
-        assert!(HTTP_ROUTES.contains(&route_label(&Method::GET, "/")));
+        // One real path per route: the two hand-kept lists cannot drift apart.
+        let labels: std::collections::BTreeSet<&str> = [
+            (Method::POST, "/v1/messages"),
+            (Method::GET, "/v1/messages/m1"),
+            (Method::GET, "/v1/mo"),
+            (Method::GET, "/v1/stats"),
+            (Method::GET, "/v1/link"),
+            (Method::GET, "/submit"),
+            (Method::POST, "/send"),
+            (Method::GET, "/healthz"),
+            (Method::GET, "/readyz"),
+            (Method::GET, "/metrics"),
+            (Method::GET, "/console/app.js"),
+            (Method::GET, "/favicon.ico"),
+        ]
+        .iter()
+        .map(|(m, p)| route_label(m, p))
+        .collect();
+        assert_eq!(labels, HTTP_ROUTES.into_iter().collect());
     }
 
     #[test]

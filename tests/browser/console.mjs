@@ -88,7 +88,8 @@ async function main() {
     ];
     for (const [text, expected] of cases) {
       const shown = await counter(page, text);
-      check(shown.includes(expected), `counter for ${[...text].length} × ${text[0]}: "${shown}", expected "${expected}"`);
+      // Anchored on the separator, so '2 segments' does not also match '12 segments'.
+      check(shown.includes(`· ${expected}`), `counter for ${[...text].length} × ${text[0]}: "${shown}", expected "${expected}"`);
     }
 
     // The server agrees: the long text goes out in the segments the form announced.

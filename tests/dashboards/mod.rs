@@ -228,6 +228,13 @@ async fn a_running_gateway_exports_every_metric_the_dashboard_and_alerts_use() {
         .map(|name| format!("{name} is exported but not listed in {CONTRACT}"))
         .collect();
     report("metrics exported but not documented", &undocumented);
+    let unexported: Vec<String> = contract
+        .families
+        .keys()
+        .filter(|name| !catalog.families.contains_key(*name))
+        .map(|name| format!("{name} is listed in {CONTRACT} but not exported"))
+        .collect();
+    report("metrics documented but not exported", &unexported);
     report(
         "functions on the wrong metric type (as scraped)",
         &function_problems(&sources.all_exprs(), &catalog),
