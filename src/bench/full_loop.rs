@@ -23,6 +23,9 @@ pub struct LoopRun {
     pub enqueue_to_report: Latency,
     /// Reports that overtook their SUBMIT_RESP bookkeeping and waited for the Msg_Id map.
     pub report_match_waits: u64,
+    /// Redis time per EVALSHA during the loop (`INFO commandstats`): the report script, the only
+    /// script this run calls (the messages are XADDed directly), in microseconds.
+    pub report_script_us: Option<f64>,
     pub mo: u64,
     pub mo_seconds: f64,
     pub mo_per_second: f64,
@@ -93,6 +96,7 @@ pub async fn run(
     // Timed when the last report is in, not after reading them all back for the latencies.
     wait_for_len(&mut conn, "cmpp:reports", count).await?;
     let elapsed = started.elapsed();
+    let report_script_us = evalsha_usec_per_call(&mut conn).await?;
     let finals = read_finals(&mut conn, count).await?;
     let report_match_waits = gateway
         .metric("cmpp_reports_match_waits_total")
@@ -126,6 +130,7 @@ pub async fn run(
         messages_per_second: rate(count, elapsed),
         enqueue_to_report: Latency::from_micros(latencies),
         report_match_waits,
+        report_script_us,
         mo,
         mo_seconds: mo_elapsed.as_secs_f64(),
         mo_per_second: rate(mo, mo_elapsed),
@@ -170,6 +175,27 @@ async fn read_finals(
         }
     }
     Ok(finals)
+}
+
+/// `usec_per_call` of EVALSHA in `INFO commandstats` (Redis' own clock, scripts' inner
+/// commands included); `None` when no script ran.
+async fn evalsha_usec_per_call(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Result<Option<f64>, String> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:"))
+        .and_then(|stats| {
+            stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("usec_per_call="))
+        })
+        .and_then(|v| v.parse().ok()))
 }
 
 async fn wait_for_len(

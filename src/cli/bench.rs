@@ -134,7 +134,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
                 println!(
-                    "loop W={:<3} rate {:>6} {:>8} messages in {:6.2} s = {:>8.0}/s to final report  enqueue->report p50 {} us  p99 {} us  match waits {}  |  MO {:>6} in {:5.2} s = {:>7.0}/s",
+                    "loop W={:<3} rate {:>6} {:>8} messages in {:6.2} s = {:>8.0}/s to final report  enqueue->report p50 {} us  p99 {} us  match waits {}  report script {} us of Redis/call  |  MO {:>6} in {:5.2} s = {:>7.0}/s",
                     a.window,
                     a.rate,
                     r.messages,
@@ -143,6 +143,8 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                     r.enqueue_to_report.p50_us,
                     r.enqueue_to_report.p99_us,
                     r.report_match_waits,
+                    r.report_script_us
+                        .map_or("-".to_owned(), |us| format!("{us:.1}")),
                     r.mo,
                     r.mo_seconds,
                     r.mo_per_second
