@@ -110,7 +110,7 @@ pub fn finish(metrics: &Metrics, meta: RequestMeta, reply: impl Reply) -> Respon
         .with_label_values(&[route, resp.status().as_str()])
         .inc();
     f.http_duration.with_label_values(&[route]).observe(elapsed);
-    let duration_ms = (meta.start.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    let duration_ms = (elapsed * 1000.0 * 100.0).round() / 100.0;
     let (method, path) = (meta.method.as_str(), meta.path.as_str());
     match status {
         500.. => {

@@ -256,12 +256,7 @@ impl Families {
         f.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("CMPP_GIT_COMMIT")])
             .set(1);
-        f.start_time.set(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
-        );
+        f.start_time.set(crate::store::now_ms() as f64 / 1000.0);
         f.touch_known_labels();
         f
     }

@@ -83,9 +83,10 @@ impl std::fmt::Display for IndexCursor {
     }
 }
 
-/// The millisecond part of a stream entry id (`1700000000000-0`).
-fn entry_ms(entry_id: &str) -> Option<u64> {
-    entry_id.split('-').next()?.parse().ok()
+/// A stream entry id `ms-seq` as numbers, so ids compare in stream order.
+pub(super) fn parse_stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 impl Store {
@@ -99,7 +100,7 @@ impl Store {
         stream_id: &str,
         now: u64,
     ) {
-        let ms = entry_ms(stream_id).unwrap_or(now);
+        let ms = parse_stream_id(stream_id).map_or(now, |(ms, _)| ms);
         let ttl = self.ttl_ms();
         pipe.cmd("ZADD")
             .arg(self.keys.message_index())
@@ -184,8 +185,12 @@ mod tests {
     }
 
     #[test]
-    fn entry_ids_give_their_millisecond() {
-        assert_eq!(entry_ms("1700000000000-7"), Some(1_700_000_000_000));
-        assert_eq!(entry_ms("nonsense"), None);
+    fn stream_ids_compare_as_numbers() {
+        assert_eq!(
+            parse_stream_id("1700000000000-12"),
+            Some((1_700_000_000_000, 12))
+        );
+        assert!(parse_stream_id("9-0") < parse_stream_id("10-0"));
+        assert_eq!(parse_stream_id("garbage"), None);
     }
 }

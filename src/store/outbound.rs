@@ -3,6 +3,7 @@
 use redis::Value;
 use redis::streams::{StreamInfoGroup, StreamInfoGroupsReply, StreamPendingReply};
 
+use super::index::parse_stream_id;
 use super::scripts::ENQUEUE;
 use super::{Store, StoreError, now_ms};
 use crate::message::OutboundMessage;
@@ -154,26 +155,5 @@ impl Store {
                 .map(|reply| reply.groups)
                 .map_err(|e| StoreError::Unexpected(e.to_string())),
         }
-    }
-}
-
-/// A stream entry id `ms-seq` as numbers, so ids compare in stream order.
-fn parse_stream_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_stream_id;
-
-    #[test]
-    fn stream_ids_compare_as_numbers() {
-        assert_eq!(
-            parse_stream_id("1700000000000-12"),
-            Some((1_700_000_000_000, 12))
-        );
-        assert!(parse_stream_id("9-0") < parse_stream_id("10-0"));
-        assert_eq!(parse_stream_id("garbage"), None);
     }
 }

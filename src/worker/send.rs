@@ -63,7 +63,6 @@ impl Job {
                 .await
             }
             Some(e) => {
-                let status = outcome;
                 let reason = e.to_string();
                 tracing::debug!(id = %message.id, %reason, "message failed");
                 // Segments that did get a Msg_Id are kept so their reports still correlate.
@@ -77,7 +76,7 @@ impl Job {
                 kept && self
                     .with_redis(|| {
                         self.consumer
-                            .record_dead(&entry, Some(&message.id), status, &reason)
+                            .record_dead(&entry, Some(&message.id), outcome, &reason)
                     })
                     .await
             }
