@@ -11,7 +11,6 @@ use crate::common::gateway;
 use crate::common::http_client::{get as tcp_get, post_json as tcp_post};
 use crate::common::redis::{RedisServer, connect};
 use bytes::Bytes;
-use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::http::{self, HttpState};
 use cmpp_gateway::metrics::Metrics;
 use cmpp_gateway::simulator::{Behaviour, MoRequest};
@@ -24,22 +23,11 @@ const A: &str = "13800138000";
 const B: &str = "13900139000";
 
 async fn ingress(redis: &RedisServer, extra: Value) -> Arc<HttpState> {
-    let mut json = json!({
-        "user": "900001",
-        "password": "888888",
-        "sms_accessno": "1064899104221",
-        "cmpp_host": "127.0.0.1",
-        "cmpp_port": 7890,
-        "redis_url": redis.url(),
-        "redis_timeout": "1s",
-    });
-    if let (Some(base), Value::Object(more)) = (json.as_object_mut(), extra) {
+    let mut settings = json!({"redis_timeout": "1s"});
+    if let (Some(base), Value::Object(more)) = (settings.as_object_mut(), extra) {
         base.extend(more);
     }
-    let config = Arc::new(
-        GatewayConfig::from_str_with_env("console-test.json", &json.to_string(), &|_| None)
-            .expect("valid test config"),
-    );
+    let config = Arc::new(gateway::config_for_port(7890, &redis.url(), settings));
     let store = Store::connect(&config.redis, config.store.clone())
         .await
         .expect("store connects");

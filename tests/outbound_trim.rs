@@ -2,31 +2,14 @@
 //! acknowledged are trimmed, pending and unread ones never are, and an application's group that
 //! has read nothing holds everything.
 
+use crate::common::gateway::store;
 use crate::common::redis::{RedisServer, connect};
-use cmpp_gateway::config::GatewayConfig;
-use cmpp_gateway::store::Store;
+use crate::common::streams;
 
 const GROUP: &str = "gateway";
 
-async fn store(redis: &RedisServer) -> Store {
-    let json = serde_json::json!({
-        "user": "900001", "password": "888888", "sms_accessno": "1064899104221",
-        "cmpp_host": "127.0.0.1", "cmpp_port": 7890, "redis_url": redis.url(),
-    });
-    let config = GatewayConfig::from_str_with_env("t.json", &json.to_string(), &|_| None).unwrap();
-    Store::connect(&config.redis, config.store.clone())
-        .await
-        .unwrap()
-}
-
 async fn ids(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg("cmpp:mt")
-        .arg("-")
-        .arg("+")
-        .query_async(conn)
-        .await
-        .unwrap();
+    let entries = streams::entries(conn, "cmpp:mt").await;
     entries.into_iter().map(|(id, _)| id).collect()
 }
 

@@ -41,6 +41,27 @@ async fn state(http: std::net::SocketAddr, id: &str) -> Value {
     get(http, &format!("/v1/messages/{id}")).await.json()
 }
 
+/// A simulator that sends no report of its own: the test sends them.
+fn reports_on_request() -> Behaviour {
+    Behaviour {
+        report_delay: Duration::from_secs(3600),
+        ..Behaviour::default()
+    }
+}
+
+/// Waits until message `id` is submitted; its first segment's Msg_Id.
+async fn first_msg_id(http: std::net::SocketAddr, id: &str) -> u64 {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = state(http, id).await;
+        if let Some(m) = s["segments"][0]["msg_id"].as_str() {
+            return m.parse().unwrap();
+        }
+        assert!(Instant::now() < until, "{id} never submitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn send(http: std::net::SocketAddr, text: &str) -> String {
     let r = post_json(
         http,
@@ -153,15 +174,8 @@ async fn mixed_stat_values_give_failed_with_the_stat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
-    let gateway::Stack { redis, sim, gw } = gateway::stack(
-        Behaviour {
-            // Reports only when asked below.
-            report_delay: Duration::from_secs(3600),
-            ..Behaviour::default()
-        },
-        json!({"report_match_wait": "300ms"}),
-    )
-    .await;
+    let gateway::Stack { redis, sim, gw } =
+        gateway::stack(reports_on_request(), json!({"report_match_wait": "300ms"})).await;
 
     sim.send_report(ReportRequest {
         sp_id: None,
@@ -191,15 +205,7 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
     assert_eq!(field(&unmatched, "id"), None);
 
     let id = send(gw.http, "intermediate").await;
-    let until = Instant::now() + Duration::from_secs(10);
-    let msg_id: u64 = loop {
-        let s = state(gw.http, &id).await;
-        if let Some(m) = s["segments"][0]["msg_id"].as_str() {
-            break m.parse().unwrap();
-        }
-        assert!(Instant::now() < until, "never submitted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let msg_id = first_msg_id(gw.http, &id).await;
     let report = |stat: &str| ReportRequest {
         sp_id: None,
         msg_id,
@@ -223,14 +229,10 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_report_is_written_once() {
     use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
-    use cmpp_gateway::store::{ReportOutcome, Store};
+    use cmpp_gateway::store::ReportOutcome;
 
     let redis = RedisServer::start();
-    let sim = gateway::simulator(Behaviour::default()).await;
-    let config = gateway::config(&sim, &redis.url(), json!({}));
-    let store = Store::connect(&config.redis, config.store.clone())
-        .await
-        .unwrap();
+    let store = gateway::store(&redis).await;
     let report = StatusReport {
         msg_id: MsgId(7),
         stat: "DELIVRD".into(),
@@ -272,31 +274,12 @@ async fn a_redelivered_report_is_written_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_reports_of_a_known_message_are_written_once() {
     use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
-    use cmpp_gateway::store::{ReportOutcome, Store};
+    use cmpp_gateway::store::ReportOutcome;
 
-    let gateway::Stack { redis, sim, gw } = gateway::stack(
-        Behaviour {
-            // Reports only from this test, below.
-            report_delay: Duration::from_secs(3600),
-            ..Behaviour::default()
-        },
-        json!({}),
-    )
-    .await;
+    let gateway::Stack { redis, gw, .. } = gateway::stack(reports_on_request(), json!({})).await;
     let id = send(gw.http, "redelivered").await;
-    let until = Instant::now() + Duration::from_secs(10);
-    let msg_id: u64 = loop {
-        let s = state(gw.http, &id).await;
-        if let Some(m) = s["segments"][0]["msg_id"].as_str() {
-            break m.parse().unwrap();
-        }
-        assert!(Instant::now() < until, "never submitted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let config = gateway::config(&sim, &redis.url(), json!({}));
-    let store = Store::connect(&config.redis, config.store.clone())
-        .await
-        .unwrap();
+    let msg_id = first_msg_id(gw.http, &id).await;
+    let store = gateway::store(&redis).await;
     let deliver = |deliver_msg_id: u64, stat: &str| {
         let report = StatusReport {
             msg_id: MsgId(msg_id),

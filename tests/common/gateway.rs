@@ -8,6 +8,7 @@ use super::redis::RedisServer;
 use cmpp_gateway::bench::rig;
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::simulator::{self, Behaviour, SimulatorConfig, SimulatorHandle};
+use cmpp_gateway::store::Store;
 
 pub struct RunningGateway {
     pub http: SocketAddr,
@@ -27,6 +28,12 @@ impl RunningGateway {
 /// A config for tests: the simulator's account, the given Redis, HTTP on a free port, short
 /// timers. `extra` is merged into the JSON (later keys win).
 pub fn config(sim: &SimulatorHandle, redis_url: &str, extra: serde_json::Value) -> GatewayConfig {
+    config_for_port(sim.addr().port(), redis_url, extra)
+}
+
+/// [`config`] for tests with no simulator (the store or HTTP alone): the ISMG port is never
+/// dialled.
+pub fn config_for_port(cmpp_port: u16, redis_url: &str, extra: serde_json::Value) -> GatewayConfig {
     let mut json = serde_json::json!({
         "user": "900001",
         "password": "888888",
@@ -35,7 +42,7 @@ pub fn config(sim: &SimulatorHandle, redis_url: &str, extra: serde_json::Value) 
         "http_host": "127.0.0.1",
         "http_port": 0,
         "cmpp_host": "127.0.0.1",
-        "cmpp_port": sim.addr().port(),
+        "cmpp_port": cmpp_port,
         "redis_url": redis_url,
         "response_timeout": "2s",
         "reconnect_min": "50ms",
@@ -48,6 +55,14 @@ pub fn config(sim: &SimulatorHandle, redis_url: &str, extra: serde_json::Value) 
     }
     GatewayConfig::from_str_with_env("test-config.json", &json.to_string(), &|_| None)
         .expect("test config is valid")
+}
+
+/// A store on `redis` with the test config's settings.
+pub async fn store(redis: &RedisServer) -> Store {
+    let config = config_for_port(7890, &redis.url(), serde_json::json!({}));
+    Store::connect(&config.redis, config.store.clone())
+        .await
+        .expect("store connects")
 }
 
 pub async fn start(config: GatewayConfig) -> RunningGateway {
