@@ -14,11 +14,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::api_key;
 use super::errors::{HttpError, json_response};
-use super::filters::with_state;
+use super::filters::authed;
 use super::params::Params;
-use super::request_log::{request_id, respond};
+use super::request_log::respond;
 use super::state::HttpState;
 use crate::store::MessageQuery;
 
@@ -47,11 +46,9 @@ pub fn routes(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let messages = warp::path!("v1" / "messages")
         .and(warp::get())
-        .and(api_key(state.clone()))
+        .and(authed(state.clone()))
         .and(warp::query::<Vec<(String, String)>>())
-        .and(with_state(state.clone()))
-        .and(request_id())
-        .and_then(|query, state, id| respond(id, list_messages(state, query)));
+        .and_then(|state, id, query| respond(id, list_messages(state, query)));
     messages
         .or(stream_route(state.clone(), Listed::Mo))
         .unify()
@@ -69,11 +66,9 @@ fn stream_route(
         .and(warp::path(listed.route().0))
         .and(warp::path::end())
         .and(warp::get())
-        .and(api_key(state.clone()))
+        .and(authed(state))
         .and(warp::query::<Vec<(String, String)>>())
-        .and(with_state(state))
-        .and(request_id())
-        .and_then(move |query, state, id| respond(id, list_stream(state, listed, query)))
+        .and_then(move |state, id, query| respond(id, list_stream(state, listed, query)))
 }
 
 async fn list_messages(

@@ -11,7 +11,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::auth::api_key;
 use super::body::{capped, content_type};
-use super::request_log::{finish, request_id, request_meta, respond};
+use super::request_log::{RequestId, finish, request_id, request_meta, respond};
 use super::state::HttpState;
 use super::{browse, compat, console, errors, handlers, stats};
 
@@ -51,9 +51,7 @@ pub fn routes(
 fn metrics(state: Arc<HttpState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("metrics")
         .and(warp::get())
-        .and(api_key(state.clone()))
-        .and(with_state(state))
-        .and(request_id())
+        .and(authed(state))
         .and_then(|state: Arc<HttpState>, id| {
             respond(id, async move { Ok(handlers::metrics(state.metrics())) })
         })
@@ -93,18 +91,14 @@ fn message_state(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("v1" / "messages" / String)
         .and(warp::get())
-        .and(api_key(state.clone()))
-        .and(with_state(state))
-        .and(request_id())
+        .and(authed(state))
         .and_then(|message_id, state, id| respond(id, handlers::message_state(state, message_id)))
 }
 
 fn link(state: Arc<HttpState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("v1" / "link")
         .and(warp::get())
-        .and(api_key(state.clone()))
-        .and(with_state(state))
-        .and(request_id())
+        .and(authed(state))
         .and_then(|state, id| respond(id, handlers::link(state)))
 }
 
@@ -112,6 +106,16 @@ pub(super) fn with_state(
     state: Arc<HttpState>,
 ) -> impl Filter<Extract = (Arc<HttpState>,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
+}
+
+/// What most API routes take after their path and method: the API key checked, then the state
+/// and the request id for the handler.
+pub(super) fn authed(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Arc<HttpState>, RequestId), Error = Rejection> + Clone {
+    api_key(state.clone())
+        .and(with_state(state))
+        .and(request_id())
 }
 
 /// A header's raw value when present; never rejects (unlike `warp::header::optional`, which

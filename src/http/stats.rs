@@ -13,12 +13,11 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::api_key;
 use super::errors::{HttpError, json_response};
-use super::filters::with_state;
+use super::filters::authed;
 use super::handlers::link_view;
 use super::models::LinkView;
-use super::request_log::{request_id, respond};
+use super::request_log::respond;
 use super::state::HttpState;
 use crate::message::SRC_ID_LEN;
 use crate::store::{HourOutcomes, now_ms};
@@ -51,15 +50,11 @@ pub fn routes(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let stats = warp::path!("v1" / "stats")
         .and(warp::get())
-        .and(api_key(state.clone()))
-        .and(with_state(state.clone()))
-        .and(request_id())
+        .and(authed(state.clone()))
         .and_then(|state, id| respond(id, stats(state)));
     let config = warp::path!("v1" / "config")
         .and(warp::get())
-        .and(api_key(state.clone()))
-        .and(with_state(state))
-        .and(request_id())
+        .and(authed(state))
         .and_then(|state, id| respond(id, send_config(state)));
     stats.or(config).unify()
 }
