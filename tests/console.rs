@@ -131,7 +131,7 @@ async fn messages_page_newest_first_and_are_found_by_number_id_and_status() {
         to_a.extend(send(&state, json!(A), &format!("to A number {i}")).await);
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
-    // Five recipients in one request: one script, usually one millisecond, equal scores.
+    // Five recipients in one request.
     let batch = send(
         &state,
         json!([
@@ -144,6 +144,25 @@ async fn messages_page_newest_first_and_are_found_by_number_id_and_status() {
         "batch",
     )
     .await;
+    // Equal scores for certain (one script is usually, not always, within one millisecond), so
+    // pages of 2 must cut through members of equal score.
+    let mut conn = connect(&redis).await;
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg("cmpp:index:msg")
+        .arg(&batch[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in &batch {
+        let _: i64 = redis::cmd("ZADD")
+            .arg("cmpp:index:msg")
+            .arg("XX")
+            .arg(score)
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
 
     let page = get_json(&state, "/v1/messages?limit=3").await;
     assert_eq!(ids(&page).len(), 3);
