@@ -13,6 +13,7 @@ mod console_browser;
 mod crash;
 mod dashboards;
 mod decode_cli;
+mod hostile_ismg;
 mod http;
 mod link;
 mod link_chaos;

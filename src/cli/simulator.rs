@@ -72,6 +72,18 @@ pub struct SimulatorArgs {
     /// Send ACTIVE_TEST to clients idle this long (0 = off).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Option<Duration>,
+    /// Pad every PDU sent after login with N bytes inside Total_Length (0 = off).
+    #[arg(long)]
+    pub trailing_bytes: Option<usize>,
+    /// On a 3.0 account, write responses in the 2.0 layout (21-byte SUBMIT_RESP).
+    #[arg(long)]
+    pub v20_responses: bool,
+    /// Answer ACTIVE_TEST with a 12-byte ACTIVE_TEST_RESP (no Reserved byte).
+    #[arg(long)]
+    pub active_test_resp_without_reserved: bool,
+    /// Close the connection, unanswered, when a SUBMIT to this number arrives.
+    #[arg(long, value_name = "MSISDN")]
+    pub close_on_dest: Option<String>,
     /// Keep every SUBMIT for GET /submits (memory grows with traffic).
     #[arg(long)]
     pub record_submits: bool,
@@ -158,6 +170,14 @@ impl SimulatorArgs {
         }
         if let Some(v) = flags.heartbeat_interval {
             b.heartbeat_interval = v;
+        }
+        if let Some(v) = flags.trailing_bytes {
+            b.trailing_bytes = v;
+        }
+        b.v20_responses |= flags.v20_responses;
+        b.active_test_resp_without_reserved |= flags.active_test_resp_without_reserved;
+        if let Some(v) = &flags.close_on_dest {
+            b.close_on_dest = v.clone();
         }
         let config = SimulatorConfig {
             listen: self.listen,

@@ -20,6 +20,7 @@ mod pdu;
 mod query;
 mod report;
 mod submit;
+mod tolerant;
 mod version;
 mod wire;
 
@@ -39,5 +40,6 @@ pub use pdu::{HEADER_LEN, Header, MAX_PDU_LEN, Packet, Pdu, encode_pdu};
 pub use query::{Query, QueryResp};
 pub use report::{ReportLayout, StatusReport};
 pub use submit::{MAX_DESTINATIONS, Submit, SubmitResp, submit_result};
+pub use tolerant::{Anomaly, Lenient, Undecodable, decode_lenient};
 pub use version::Version;
 pub use wire::max_content_len;

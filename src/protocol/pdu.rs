@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::body::{Body, decode_body};
+use super::body::{Body, decode_body_prefix};
 use super::{
     ActiveTestResp, Cancel, CancelResp, CommandId, Connect, ConnectResp, DecodeError, Deliver,
     DeliverResp, EncodeError, FwdResp, Query, QueryResp, Submit, SubmitResp, Version,
@@ -100,38 +100,54 @@ impl Pdu {
         command: CommandId,
         body: &[u8],
     ) -> Result<Pdu, DecodeError> {
-        let empty = |pdu: Pdu| {
-            if body.is_empty() {
-                Ok(pdu)
-            } else {
-                Err(DecodeError::BodyLength {
-                    command,
-                    expected: 0,
-                    actual: body.len(),
-                })
-            }
-        };
-        Ok(match command {
-            CommandId::Connect => Pdu::Connect(decode_body(version, body)?),
-            CommandId::ConnectResp => Pdu::ConnectResp(decode_body(version, body)?),
-            CommandId::Terminate => empty(Pdu::Terminate)?,
-            CommandId::TerminateResp => empty(Pdu::TerminateResp)?,
-            CommandId::Submit => Pdu::Submit(decode_body(version, body)?),
-            CommandId::SubmitResp => Pdu::SubmitResp(decode_body(version, body)?),
-            CommandId::Deliver => Pdu::Deliver(decode_body(version, body)?),
-            CommandId::DeliverResp => Pdu::DeliverResp(decode_body(version, body)?),
-            CommandId::Query => Pdu::Query(decode_body(version, body)?),
-            CommandId::QueryResp => Pdu::QueryResp(decode_body(version, body)?),
-            CommandId::Cancel => Pdu::Cancel(decode_body(version, body)?),
-            CommandId::CancelResp => Pdu::CancelResp(decode_body(version, body)?),
-            CommandId::ActiveTest => empty(Pdu::ActiveTest)?,
-            CommandId::ActiveTestResp => Pdu::ActiveTestResp(decode_body(version, body)?),
-            CommandId::FwdResp => Pdu::FwdResp(decode_body(version, body)?),
-            CommandId::Fwd | CommandId::Other(_) => Pdu::Other {
-                command_id: command.value(),
-                body: Bytes::copy_from_slice(body),
-            },
-        })
+        match Pdu::decode_body_prefix(version, command, body)? {
+            (pdu, 0) => Ok(pdu),
+            (_, left) => Err(DecodeError::BodyLength {
+                command,
+                expected: body.len() - left,
+                actual: body.len(),
+            }),
+        }
+    }
+
+    /// Decodes the command's fields from the start of `body`; returns the PDU and the number of
+    /// bytes left after its last field (0 for a conforming PDU).
+    pub fn decode_body_prefix(
+        version: Version,
+        command: CommandId,
+        body: &[u8],
+    ) -> Result<(Pdu, usize), DecodeError> {
+        fn typed<B: Body>(
+            version: Version,
+            body: &[u8],
+            wrap: fn(B) -> Pdu,
+        ) -> Result<(Pdu, usize), DecodeError> {
+            decode_body_prefix::<B>(version, body).map(|(b, left)| (wrap(b), left))
+        }
+        match command {
+            CommandId::Connect => typed(version, body, Pdu::Connect),
+            CommandId::ConnectResp => typed(version, body, Pdu::ConnectResp),
+            CommandId::Terminate => Ok((Pdu::Terminate, body.len())),
+            CommandId::TerminateResp => Ok((Pdu::TerminateResp, body.len())),
+            CommandId::Submit => typed(version, body, Pdu::Submit),
+            CommandId::SubmitResp => typed(version, body, Pdu::SubmitResp),
+            CommandId::Deliver => typed(version, body, Pdu::Deliver),
+            CommandId::DeliverResp => typed(version, body, Pdu::DeliverResp),
+            CommandId::Query => typed(version, body, Pdu::Query),
+            CommandId::QueryResp => typed(version, body, Pdu::QueryResp),
+            CommandId::Cancel => typed(version, body, Pdu::Cancel),
+            CommandId::CancelResp => typed(version, body, Pdu::CancelResp),
+            CommandId::ActiveTest => Ok((Pdu::ActiveTest, body.len())),
+            CommandId::ActiveTestResp => typed(version, body, Pdu::ActiveTestResp),
+            CommandId::FwdResp => typed(version, body, Pdu::FwdResp),
+            CommandId::Fwd | CommandId::Other(_) => Ok((
+                Pdu::Other {
+                    command_id: command.value(),
+                    body: Bytes::copy_from_slice(body),
+                },
+                0,
+            )),
+        }
     }
 
     /// Appends the body to `buf`.

@@ -95,6 +95,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.body.len() - self.pos
+    }
+
     /// Fails when bytes are left over: a declared length that disagrees is a structure error.
     pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if self.pos == self.body.len() {

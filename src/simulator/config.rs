@@ -104,6 +104,16 @@ pub struct Behaviour {
     pub heartbeat_interval: Duration,
     /// Most DELIVERs one connection may have unanswered, so a slow client is not flooded.
     pub deliver_window: usize,
+    /// Bytes appended inside Total_Length to every PDU sent after login (0 = off), as ISMGs
+    /// that pad their PDUs do.
+    pub trailing_bytes: usize,
+    /// On a 3.0 account, write responses (SUBMIT_RESP, CANCEL_RESP, …) in the 2.0 layout.
+    pub v20_responses: bool,
+    /// Answer ACTIVE_TEST with a 12-byte ACTIVE_TEST_RESP, without its Reserved byte.
+    pub active_test_resp_without_reserved: bool,
+    /// Non-empty: a SUBMIT to this number closes the connection unanswered (what was answered
+    /// before it is flushed first), as an ISMG that chokes on one particular message does.
+    pub close_on_dest: String,
 }
 
 impl Default for Behaviour {
@@ -123,12 +133,19 @@ impl Default for Behaviour {
             deliver_retry: Duration::from_secs(5),
             heartbeat_interval: Duration::ZERO,
             deliver_window: 16,
+            trailing_bytes: 0,
+            v20_responses: false,
+            active_test_resp_without_reserved: false,
+            close_on_dest: String::new(),
         }
     }
 }
 
 /// Longest delay any behaviour field may ask for.
 const MAX_DELAY: Duration = Duration::from_secs(86_400);
+
+/// A padded PDU must still fit the largest frame a client accepts.
+const MAX_TRAILING_BYTES: usize = 64;
 
 /// Stat is oct[7] on the wire.
 const STAT_LEN: usize = 7;
@@ -177,6 +194,17 @@ impl Behaviour {
         }
         if self.deliver_window == 0 {
             return Err("deliver_window must be at least 1".into());
+        }
+        if self.trailing_bytes > MAX_TRAILING_BYTES {
+            return Err(format!(
+                "trailing_bytes must be at most {MAX_TRAILING_BYTES}, got {}",
+                self.trailing_bytes
+            ));
+        }
+        if self.close_on_dest.len() > 32
+            || !self.close_on_dest.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err("close_on_dest must be a number of at most 32 characters".into());
         }
         Ok(())
     }

@@ -10,6 +10,8 @@
 //! | `POST /mo` | MoRequest | `{"parts": n}` |
 //! | `POST /report` | ReportRequest | `{"queued": 1}` |
 //! | `POST /faults/malformed`, `/faults/disconnect`, `/faults/terminate` | | `{"connections": n}` |
+//! | `POST /faults/deliver` | DamagedDeliverRequest | `{"queued": 1}` |
+//! | `POST /faults/submit` | optional IsmgSubmitRequest | `{"connections": n}` |
 //! | `GET /submits` | | recorded submits (404 unless `record_submits`) |
 
 use std::convert::Infallible;
@@ -26,6 +28,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::config::Behaviour;
 use super::handle::SimulatorHandle;
+use super::hostile::{DamagedDeliverRequest, IsmgSubmitRequest};
 use super::mo::MoRequest;
 use super::report::ReportRequest;
 
@@ -120,6 +123,34 @@ pub(crate) fn routes(
                 Err(e) => error(StatusCode::BAD_REQUEST, e),
             }
         });
+    let damaged_deliver = warp::path!("faults" / "deliver")
+        .and(warp::post())
+        .and(h.clone())
+        .and(json_body::<DamagedDeliverRequest>())
+        .map(
+            |h: SimulatorHandle, body: Result<DamagedDeliverRequest, String>| match body
+                .and_then(|req| h.send_damaged_deliver(req))
+            {
+                Ok(()) => ok(&json!({ "queued": 1 })),
+                Err(e) => error(StatusCode::BAD_REQUEST, e),
+            },
+        );
+    let ismg_submit = warp::path!("faults" / "submit")
+        .and(warp::post())
+        .and(h.clone())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .map(|h: SimulatorHandle, body: Bytes| {
+            let req = if body.is_empty() {
+                Ok(IsmgSubmitRequest::default())
+            } else {
+                serde_json::from_slice::<IsmgSubmitRequest>(&body).map_err(|e| e.to_string())
+            };
+            match req {
+                Ok(req) => ok(&json!({ "connections": h.send_ismg_submit(req) })),
+                Err(e) => error(StatusCode::BAD_REQUEST, e),
+            }
+        });
     let faults = warp::path!("faults" / String)
         .and(warp::post())
         .and(h.clone())
@@ -161,6 +192,10 @@ pub(crate) fn routes(
         .or(mo)
         .unify()
         .or(report)
+        .unify()
+        .or(damaged_deliver)
+        .unify()
+        .or(ismg_submit)
         .unify()
         .or(faults)
         .unify()

@@ -77,6 +77,14 @@ counters! {
     malformed_sent,
     /// Connections dropped by disconnect_all or close_after_pdus.
     disconnects_injected,
+    /// Connections closed because a SUBMIT to `close_on_dest` arrived (that SUBMIT unanswered).
+    poison_closes,
+    /// Damaged DELIVERs put into an outbox (`POST /faults/deliver`).
+    damaged_delivers_queued,
+    /// SUBMITs the simulator sent to clients (`POST /faults/submit`).
+    ismg_submits_sent,
+    /// SUBMIT_RESPs clients sent back for those.
+    ismg_submit_resps_received,
     /// Every PDU read from a client, CONNECT included.
     pdus_received,
 }
@@ -111,6 +119,6 @@ mod tests {
         let json = serde_json::to_value(set.snapshot()).unwrap();
         assert_eq!(json["submits_received"], 1);
         assert_eq!(json["max_unanswered"], 7);
-        assert_eq!(json.as_object().unwrap().len(), 29);
+        assert_eq!(json.as_object().unwrap().len(), 33);
     }
 }

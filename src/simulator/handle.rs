@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::config::Behaviour;
 use super::counters::{Counters, add};
+use super::hostile::{DamagedDeliverRequest, IsmgSubmitRequest};
 use super::mo::{self, MoRequest};
 use super::outbox::{DeliverKind, Entry};
 use super::report::{ReportRequest, ReportSpec};
@@ -124,6 +125,51 @@ impl SimulatorHandle {
             .queue_report(account, &spec, layout, Duration::ZERO, Instant::now())
             .map_err(|e| format!("report cannot be encoded: {e}"))?;
         Ok(())
+    }
+
+    /// Queues one damaged DELIVER (an MO, or a report for a Msg_Id nobody sent) in the account's
+    /// outbox; like every DELIVER it is resent until answered with Result 0.
+    pub fn send_damaged_deliver(&self, req: DamagedDeliverRequest) -> Result<(), String> {
+        let account = self.shared.account_or_first(req.sp_id.as_deref())?;
+        let msg_id = self.shared.next_msg_id(1);
+        let mut entry = if req.report {
+            let behaviour = self.shared.behaviour.get();
+            let spec = ReportSpec {
+                submit_msg_id: MsgId(msg_id.0 ^ 0x5A5A),
+                src_id: "1064899104221",
+                service_id: "",
+                destination: "13800138000",
+                stat: "DELIVRD",
+            };
+            let deliver = super::report::build(
+                &spec,
+                msg_id,
+                self.shared.next_smsc_sequence(),
+                account.report_layout(&behaviour),
+                Duration::ZERO,
+            )
+            .map_err(|e| format!("report cannot be encoded: {e}"))?;
+            Entry::new(deliver, DeliverKind::Report)
+        } else {
+            let deliver = crate::protocol::Deliver {
+                msg_id,
+                dest_id: "1064899104221".into(),
+                src_terminal_id: "13800138000".into(),
+                msg_content: b"damaged".to_vec(),
+                ..crate::protocol::Deliver::default()
+            };
+            Entry::new(deliver, DeliverKind::Mo)
+        };
+        entry.damage = Some(req.damage);
+        add(&self.shared.counters.damaged_delivers_queued, 1);
+        account.outbox.push([entry]);
+        Ok(())
+    }
+
+    /// Every logged-in connection receives a SUBMIT from the ISMG. Returns how many.
+    pub fn send_ismg_submit(&self, req: IsmgSubmitRequest) -> usize {
+        self.shared
+            .broadcast(ConnCommand::Submit { valid: req.valid })
     }
 
     /// The next PDU written on every logged-in connection is malformed (Total_Length 8).

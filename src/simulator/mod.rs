@@ -12,6 +12,7 @@
 //! - `login`: CONNECT → CONNECT_RESP; `connection`: one logged-in client (the hot path).
 //! - `submit`: the verdict on one SUBMIT (window → flow control → dropped response) and
 //!   [`RecordedSubmit`]; `ids`: Msg_Ids that never repeat within a run.
+//! - `hostile`: damaged DELIVERs and ISMG-sent SUBMITs, as broken peers send them.
 //! - `outbox`: per-account DELIVER queue with redelivery; `report` and `mo`: what goes into it.
 //! - `control`: the HTTP control interface; `counters`: [`Counters`].
 //!
@@ -29,6 +30,7 @@ mod connection;
 mod control;
 mod counters;
 mod handle;
+mod hostile;
 mod ids;
 mod login;
 mod mo;
@@ -41,6 +43,7 @@ mod submit;
 pub use config::{Account, Behaviour, SimulatorConfig, parse_stat_mix};
 pub use counters::Counters;
 pub use handle::SimulatorHandle;
+pub use hostile::{Damage, DamagedDeliverRequest, IsmgSubmitRequest};
 pub use mo::MoRequest;
 pub use report::ReportRequest;
 pub use server::start;

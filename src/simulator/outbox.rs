@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::hostile::Damage;
 use crate::protocol::{Deliver, MsgId, Packet, Pdu};
 
 /// What a DELIVER carries; decides which counters it moves.
@@ -32,6 +33,8 @@ pub(crate) struct Entry {
     pub kind: DeliverKind,
     /// How many times it was written so far.
     pub sends: u32,
+    /// Damage applied to its bytes each time it is written (`POST /faults/deliver`).
+    pub damage: Option<Damage>,
 }
 
 impl Entry {
@@ -40,6 +43,7 @@ impl Entry {
             packet: Packet::new(0, Pdu::Deliver(deliver)),
             kind,
             sends: 0,
+            damage: None,
         }
     }
 

@@ -74,6 +74,8 @@ pub(crate) enum ConnCommand {
     Disconnect,
     /// Send CMPP_TERMINATE, close on TERMINATE_RESP or after a second.
     Terminate,
+    /// Send the client a SUBMIT (well-formed or not), as a misbehaving ISMG does.
+    Submit { valid: bool },
 }
 
 pub(crate) struct Shared {

@@ -38,12 +38,14 @@ use tracing::{debug, info, warn};
 use self::delivers::InFlight;
 use super::config::Behaviour;
 use super::counters::{dec, inc};
+use super::hostile::{self, Damage, IsmgSubmitRequest};
 use super::login::{Link, login};
 use super::outbox::Entry;
 use super::server::{AccountState, ConnCommand, Shared};
 use super::submit::RateWindow;
-use crate::protocol::{ActiveTestResp, CancelResp, Packet, Pdu, QueryResp, Version};
+use crate::protocol::{ActiveTestResp, CancelResp, CommandId, Packet, Pdu, QueryResp, Version};
 use crate::session::codec::{CmppCodec, CodecError};
+use bytes::Bytes;
 
 /// PDUs handled per wake-up before their responses are flushed: bounds how long the first
 /// response of a burst waits and how large the write buffer grows.
@@ -70,6 +72,8 @@ enum Close {
     TerminateTimeout,
     /// close_after_pdus.
     PduLimit,
+    /// A SUBMIT to close_on_dest arrived.
+    Poison,
     /// disconnect_all.
     Disconnected,
 }
@@ -77,7 +81,10 @@ enum Close {
 impl Close {
     /// Whether what was already answered should still reach the client before the close.
     fn flush_first(&self) -> bool {
-        matches!(self, Close::ClientTerminated | Close::PduLimit)
+        matches!(
+            self,
+            Close::ClientTerminated | Close::PduLimit | Close::Poison
+        )
     }
 }
 
@@ -262,8 +269,29 @@ impl Connection {
 
     /// Encodes into the write buffer; `false` if the packet cannot be encoded (logged).
     fn write(&mut self, packet: &Packet) -> bool {
-        match packet.encode(self.version, self.link.write_buffer_mut()) {
+        self.write_damaged(packet, None)
+    }
+
+    /// [`Self::write`], then `damage` and the behaviour's padding applied to the bytes.
+    fn write_damaged(&mut self, packet: &Packet, damage: Option<Damage>) -> bool {
+        let b = &self.behaviour;
+        // A 2.0-only peer, or one that answers in 2.0 whatever was agreed.
+        let version = if b.v20_responses && packet.pdu.command_id().is_response() {
+            Version::V20
+        } else {
+            self.version
+        };
+        let padding = b.trailing_bytes;
+        let buf = self.link.write_buffer_mut();
+        let start = buf.len();
+        match packet.encode(version, buf) {
             Ok(()) => {
+                if let Some(damage) = damage {
+                    hostile::damage_deliver(buf, start, version, damage);
+                }
+                if padding > 0 {
+                    hostile::pad(buf, start, padding);
+                }
                 self.dirty = true;
                 true
             }
@@ -326,6 +354,18 @@ impl Connection {
                 self.terminating_until = Some(Instant::now() + TERMINATE_WAIT);
             }
             ConnCommand::Terminate => {}
+            ConnCommand::Submit { valid } => {
+                let sequence = self.next_sequence();
+                let request = IsmgSubmitRequest { valid };
+                hostile::ismg_submit(
+                    &request,
+                    sequence,
+                    self.version,
+                    self.link.write_buffer_mut(),
+                );
+                self.dirty = true;
+                inc(&self.shared.counters.ismg_submits_sent);
+            }
         }
         Ok(())
     }
@@ -366,7 +406,12 @@ impl Connection {
         let sequence = packet.sequence_id;
         let counters = &self.shared.counters;
         match packet.pdu {
+            Pdu::Submit(submit) if self.is_poison(&submit) => {
+                inc(&counters.poison_closes);
+                return Err(Close::Poison);
+            }
             Pdu::Submit(submit) => self.submit(sequence, submit),
+            Pdu::SubmitResp(_) => inc(&counters.ismg_submit_resps_received),
             Pdu::DeliverResp(resp) => self.deliver_resp(sequence, resp),
             Pdu::ActiveTest => {
                 inc(&counters.heartbeats_received);
@@ -374,8 +419,16 @@ impl Connection {
                     inc(&counters.heartbeats_ignored);
                 } else {
                     inc(&counters.heartbeats_answered);
-                    let resp = ActiveTestResp::default();
-                    self.write(&Packet::new(sequence, Pdu::ActiveTestResp(resp)));
+                    let resp = if self.behaviour.active_test_resp_without_reserved {
+                        // Header only: Command_Id ACTIVE_TEST_RESP with no body.
+                        Pdu::Other {
+                            command_id: CommandId::ActiveTestResp.value(),
+                            body: Bytes::new(),
+                        }
+                    } else {
+                        Pdu::ActiveTestResp(ActiveTestResp::default())
+                    };
+                    self.write(&Packet::new(sequence, resp));
                 }
                 debug!(conn = self.id, sequence, "ACTIVE_TEST");
             }
@@ -407,6 +460,12 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// A SUBMIT this ISMG chokes on (`close_on_dest`).
+    fn is_poison(&self, submit: &crate::protocol::Submit) -> bool {
+        let poison = &self.behaviour.close_on_dest;
+        !poison.is_empty() && submit.dest_terminal_ids.iter().any(|d| d == poison)
     }
 
     /// How early a delayed SUBMIT_RESP may go out. tokio timers tick in whole milliseconds and
