@@ -436,7 +436,7 @@ async fn a_peer_terminate_is_answered_and_the_link_reconnects() {
 }
 
 #[tokio::test]
-async fn a_disconnect_with_a_full_window_hands_every_request_back_as_retryable() {
+async fn a_disconnect_with_a_full_window_sends_every_request_again_on_the_next_connection() {
     let sim = gateway::simulator(Behaviour {
         response_delay: Duration::from_secs(30),
         ..Behaviour::default()
@@ -456,32 +456,125 @@ async fn a_disconnect_with_a_full_window_hands_every_request_back_as_retryable()
     )
     .await;
     assert_eq!(link.link().window_available(), 0);
-    sim.disconnect_all();
-    let mut handed_back = 0;
-    for t in tasks {
-        let err = t.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                err,
-                SubmitError::LinkLost {
-                    sequence_id: Some(_)
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(err.is_retryable());
-        handed_back += 1;
-    }
-    assert_eq!(handed_back, 16);
-    // Sent again on the new connection, every one is accepted: nothing was lost.
     sim.set_behaviour(Behaviour::default()).unwrap();
-    assert!(link.link().wait_up().await);
-    for i in 0..16 {
-        link.link()
-            .submit(submit(i))
-            .await
-            .expect("accepted on retry");
+    sim.disconnect_all();
+    // The link keeps them across the drop and sends each again once: nothing is lost, nothing
+    // goes back to the caller.
+    for t in tasks {
+        let accepted = t.await.unwrap().expect("accepted on the next connection");
+        assert_eq!(accepted.sends, 2);
     }
+    assert_eq!(sim.counters().submits_received, 32);
+    assert_eq!(sim.counters().logins_ok, 2);
+    link.close().await;
+}
+
+#[tokio::test]
+async fn a_request_the_ismg_drops_the_connection_on_is_sent_alone_then_quarantined() {
+    const POISON: &str = "13900000000";
+    let sim = gateway::simulator(Behaviour {
+        close_on_dest: POISON.into(),
+        response_delay: Duration::from_millis(20),
+        ..Behaviour::default()
+    })
+    .await;
+    let mut c = config(&sim);
+    c.max_sends = 10;
+    c.quarantine_after_drops = 3;
+    let link = spawn_up(c).await;
+    let mut poison = submit(0);
+    poison.dest_terminal_ids = vec![POISON.into()];
+    let others: Vec<_> = (1..=15)
+        .map(|i| {
+            let l = link.link().clone();
+            tokio::spawn(async move { l.submit(submit(i)).await })
+        })
+        .collect();
+    let err = link.link().submit(poison).await.unwrap_err();
+    assert!(
+        matches!(err, SubmitError::Quarantined { drops: 3, .. }),
+        "{err:?}"
+    );
+    // The others went down with it at most once (in the first burst): each was sent at most
+    // twice.
+    for t in others {
+        let accepted = t.await.unwrap().expect("the others are accepted");
+        assert!(accepted.sends <= 2, "{accepted:?}");
+    }
+    // Once in the first burst, then three times alone.
+    assert_eq!(sim.counters().poison_closes, 4);
+    assert_eq!(
+        link.events
+            .count(|e| matches!(e, LinkEvent::Quarantined { drops: 3 })),
+        1
+    );
+    link.close().await;
+}
+
+#[tokio::test]
+async fn a_request_is_sent_at_most_max_sends_times_across_reconnects() {
+    // Every connection drops right after its second PDU (CONNECT, then the SUBMIT): the submit
+    // is sent once per connection and never answered.
+    let sim = gateway::simulator(Behaviour {
+        close_after_pdus: 2,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut c = config(&sim);
+    c.max_sends = 3;
+    c.quarantine_after_drops = 100;
+    let link = spawn_up(c).await;
+    let err = link.link().submit(submit(1)).await.unwrap_err();
+    assert_eq!(err, SubmitError::Unconfirmed { sends: 3 });
+    assert_eq!(
+        sim.counters().submits_received,
+        0,
+        "each copy closed the connection first"
+    );
+    assert_eq!(sim.counters().pdus_received - sim.counters().logins_ok, 3);
+    link.close().await;
+}
+
+#[tokio::test]
+async fn a_link_that_drops_soon_after_each_login_backs_off_exponentially() {
+    // Every connection ends at its second PDU: an idle link's first ACTIVE_TEST.
+    let sim = gateway::simulator(Behaviour {
+        close_after_pdus: 2,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut c = config(&sim);
+    c.heartbeat_idle = Duration::from_millis(5);
+    c.reconnect_min = Duration::from_millis(20);
+    c.reconnect_max = Duration::from_millis(640);
+    c.reconnect_reset_after = Duration::from_secs(60);
+    let link = spawn(c);
+    eventually("eight logins", Duration::from_secs(20), || {
+        link.events.count(is_up) >= 8
+    })
+    .await;
+    let delays: Vec<Duration> = link
+        .events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, e)| match e {
+            LinkEvent::ReconnectScheduled { delay } => Some(*delay),
+            _ => None,
+        })
+        .collect();
+    // Equal jitter: the n-th wait is between half and all of min·2ⁿ (capped at max).
+    for (n, d) in delays.iter().take(7).enumerate() {
+        let base = Duration::from_millis(20 * (1 << n)).min(Duration::from_millis(640));
+        assert!(
+            *d >= base / 2 && *d <= base,
+            "wait {n}: {d:?} (all: {delays:?})"
+        );
+    }
+    // And the logins really were that far apart.
+    let ups = link.events.times(is_up);
+    assert!(ups[7] - ups[6] >= Duration::from_millis(640) / 2, "{ups:?}");
     link.close().await;
 }
 
@@ -564,7 +657,12 @@ async fn a_report_is_acknowledged_only_after_the_caller_confirms() {
         .await
         .unwrap()
         .unwrap();
-    let report = first.deliver.report().expect("a report").expect("decodes");
+    let report = first
+        .deliver
+        .decoded()
+        .and_then(|d| d.report())
+        .expect("a report")
+        .expect("decodes");
     assert_eq!(report.msg_id, accepted.msg_id);
     assert_eq!(report.stat, "DELIVRD");
     // Refused: the simulator delivers the same DELIVER again.
@@ -573,7 +671,7 @@ async fn a_report_is_acknowledged_only_after_the_caller_confirms() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(again.deliver.msg_id, first.deliver.msg_id);
+    assert_eq!(again.deliver.msg_id(), first.deliver.msg_id());
     assert_eq!(sim.counters().reports_acked, 0);
     again.ack.confirm();
     eventually("the report acknowledged", Duration::from_secs(5), || {

@@ -70,12 +70,14 @@ raw_config! {
     rate: u64,
     response_timeout: Duration,
     max_sends: u64,
+    quarantine_after_drops: u64,
     flow_control_retries: u64,
     heartbeat_idle: Duration,
     heartbeat_misses: u64,
     connect_timeout: Duration,
     reconnect_min: Duration,
     reconnect_max: Duration,
+    reconnect_reset_after: Duration,
     close_timeout: Duration,
     // Messages.
     fee_type: String,
@@ -184,7 +186,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 57);
+        assert_eq!(KEYS.len(), 59);
     }
 
     #[test]

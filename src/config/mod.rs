@@ -443,6 +443,13 @@ impl Check<'_> {
             true,
         )?;
         link.max_sends = self.int("max_sends", raw.max_sends, 3, 1, 10)? as u32;
+        link.quarantine_after_drops = self.int(
+            "quarantine_after_drops",
+            raw.quarantine_after_drops,
+            2,
+            1,
+            100,
+        )? as u32;
         link.flow_control_retries = self.int(
             "flow_control_retries",
             raw.flow_control_retries,
@@ -489,6 +496,12 @@ impl Check<'_> {
                 ),
             ));
         }
+        link.reconnect_reset_after = self.dur(
+            "reconnect_reset_after",
+            raw.reconnect_reset_after,
+            link.reconnect_reset_after,
+            true,
+        )?;
         link.close_timeout = self.dur(
             "close_timeout",
             raw.close_timeout,

@@ -5,6 +5,7 @@
 
 mod mo;
 mod report;
+mod undecodable;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::StoreConfig;
 use crate::metrics::Metrics;
 use crate::protocol::submit_result;
-use crate::session::Inbound;
+use crate::session::{Delivered, Inbound};
 use crate::store::Store;
 
 pub use mo::run_mo_sweeper;
@@ -77,10 +78,12 @@ impl Receiver {
             let (metrics, store_failed) = (self.metrics.clone(), self.store_failed.clone());
             let failing = failing.clone();
             tasks.spawn(async move {
-                let stored = if deliver.is_report() {
-                    report::handle(&store, &config, &metrics, &deliver).await
-                } else {
-                    mo::handle(&store, &metrics, &deliver).await
+                let stored = match &deliver {
+                    Delivered::Decoded(d) if d.is_report() => {
+                        report::handle(&store, &config, &metrics, d).await
+                    }
+                    Delivered::Decoded(d) => mo::handle(&store, &metrics, d).await,
+                    Delivered::Undecodable(u) => undecodable::handle(&store, &metrics, u).await,
                 };
                 match stored {
                     Ok(()) => {
@@ -94,7 +97,7 @@ impl Receiver {
                         if !failing.swap(true, Ordering::Relaxed) {
                             tracing::warn!(error = %e, "cannot store DELIVERs; refusing them so the ISMG delivers them again");
                         }
-                        tracing::debug!(error = %e, msg_id = %deliver.msg_id, "DELIVER refused");
+                        tracing::debug!(error = %e, msg_id = %deliver.msg_id(), "DELIVER refused");
                         store_failed.inc();
                         ack.refuse(submit_result::FLOW_CONTROL);
                     }

@@ -2,8 +2,8 @@
 //! label values known in advance set to zero.
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 use super::{HTTP_ROUTES, REPORT_STATS, STREAMS};
@@ -25,6 +25,9 @@ pub struct Families {
     pub authenticator_mismatches: IntCounterVec,
     pub malformed_pdus: IntCounterVec,
     pub unexpected_pdus: IntCounterVec,
+    pub protocol_anomalies: IntCounterVec,
+    pub quarantined: IntCounterVec,
+    pub reconnect_delay: GaugeVec,
     pub window_size: IntGaugeVec,
     pub window_in_flight: IntGaugeVec,
     pub submit_rtt: HistogramVec,
@@ -97,6 +100,21 @@ impl Families {
             unexpected_pdus: r.counters(
                 "cmpp_link_unexpected_pdus_total",
                 "Responses nobody waits for and requests the gateway does not serve",
+                link,
+            ),
+            protocol_anomalies: r.counters(
+                "cmpp_link_protocol_anomalies_total",
+                "PDUs read although not as the spec says, or answered by their header alone",
+                &["link", "kind"],
+            ),
+            quarantined: r.counters(
+                "cmpp_link_quarantined_total",
+                "Segments given up after the connection dropped repeatedly while they were the only one in flight",
+                link,
+            ),
+            reconnect_delay: r.float_gauges(
+                "cmpp_link_reconnect_delay_seconds",
+                "The wait before the next login attempt, as last scheduled",
                 link,
             ),
             window_size: r.gauges(
@@ -318,6 +336,12 @@ impl Registrar<'_> {
 
     fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
         let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+        self.add(g.clone());
+        g
+    }
+
+    fn float_gauges(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
         self.add(g.clone());
         g
     }

@@ -9,7 +9,14 @@ use super::Metrics;
 use crate::protocol::CommandId;
 use crate::session::{ConnectOutcome, DisconnectReason, LinkEvent, LinkObserver, LinkState};
 
-const CONNECT_RESULTS: [ConnectOutcome; 8] = [
+/// Kinds of [`LinkEvent::ProtocolAnomaly`], zero until seen.
+const ANOMALY_KINDS: [&str; 4] = [
+    "trailing_bytes",
+    "other_version_layout",
+    "missing_reserved",
+    "undecodable_body",
+];
+const CONNECT_RESULTS: [ConnectOutcome; 9] = [
     ConnectOutcome::Ok,
     ConnectOutcome::Unreachable,
     ConnectOutcome::Refused(2),
@@ -17,6 +24,7 @@ const CONNECT_RESULTS: [ConnectOutcome; 8] = [
     ConnectOutcome::Refused(4),
     ConnectOutcome::Refused(9),
     ConnectOutcome::AuthenticatorMismatch,
+    ConnectOutcome::VersionMismatch,
     ConnectOutcome::Protocol,
 ];
 const DISCONNECT_REASONS: [DisconnectReason; 7] = [
@@ -70,6 +78,11 @@ impl LinkMetrics {
         for command in TIMEOUT_COMMANDS {
             f.request_timeouts.with_label_values(&[link, command]);
         }
+        for kind in ANOMALY_KINDS {
+            f.protocol_anomalies.with_label_values(&[link, kind]);
+        }
+        f.quarantined.with_label_values(l);
+        f.reconnect_delay.with_label_values(l);
         f.authenticator_mismatches.with_label_values(l);
         f.malformed_pdus.with_label_values(l);
         f.unexpected_pdus.with_label_values(l);
@@ -169,6 +182,12 @@ impl LinkObserver for LinkMetrics {
             LinkEvent::DeliverReceived { report: false } => self.delivers_mo.inc(),
             LinkEvent::DeliverRefused => self.delivers_queue_full.inc(),
             LinkEvent::MalformedPdu => f.malformed_pdus.with_label_values(&[&self.link]).inc(),
+            LinkEvent::ProtocolAnomaly { kind } => self.labelled(&f.protocol_anomalies, kind).inc(),
+            LinkEvent::Quarantined { .. } => f.quarantined.with_label_values(&[&self.link]).inc(),
+            LinkEvent::ReconnectScheduled { delay } => f
+                .reconnect_delay
+                .with_label_values(&[&self.link])
+                .set(delay.as_secs_f64()),
             LinkEvent::UnexpectedPdu { .. } => {
                 f.unexpected_pdus.with_label_values(&[&self.link]).inc()
             }

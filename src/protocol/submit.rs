@@ -137,6 +137,10 @@ impl Body for Submit {
 /// SUBMIT_RESP.Result codes (spec §8.4.3.2) that change what the sender does.
 pub mod submit_result {
     pub const OK: u32 = 0;
+    /// The PDU's structure is wrong (what an SP answers a SUBMIT it cannot read).
+    pub const BAD_STRUCTURE: u32 = 1;
+    /// The Command_Id is wrong (what an SP answers a SUBMIT it does not serve).
+    pub const BAD_COMMAND: u32 = 2;
     pub const DUPLICATE_SEQUENCE: u32 = 3;
     /// Flow control: the only transient result; back off and resubmit.
     pub const FLOW_CONTROL: u32 = 8;

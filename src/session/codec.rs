@@ -1,11 +1,17 @@
 //! Frames CMPP on a byte stream for tokio: the thin adapter between sockets and `protocol`.
 //! Total_Length is checked against both bounds before any body is buffered, so a hostile or
 //! broken peer cannot make us allocate more than one maximum frame.
+//!
+//! Two decoders share the framing: [`CmppCodec`] reads strictly (the simulator, which must catch
+//! a client's mistakes), [`LinkCodec`] leniently (the gateway's link, which must survive an
+//! ISMG's): a frame with a sound header always comes out, decoded or raw ([`Lenient`]).
 
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::protocol::{DecodeError, EncodeError, HEADER_LEN, MAX_PDU_LEN, Packet, Version};
+use crate::protocol::{
+    DecodeError, EncodeError, HEADER_LEN, Lenient, MAX_PDU_LEN, Packet, Version, decode_lenient,
+};
 
 /// How many leading bytes of a bad frame an error keeps for the log line.
 const HEAD_BYTES: usize = 32;
@@ -59,40 +65,87 @@ fn malformed(source: DecodeError, bytes: &[u8]) -> CodecError {
     }
 }
 
+/// The length of the frame at the start of `src` once all of it is buffered; `None` while more
+/// bytes are needed (room for them is reserved). A Total_Length outside the bounds is an error:
+/// the stream cannot be resynchronised after it.
+fn whole_frame(src: &mut BytesMut, max_frame_len: u32) -> Result<Option<usize>, CodecError> {
+    let Some(prefix) = src.get(..4) else {
+        return Ok(None);
+    };
+    let total_length = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+    if (total_length as usize) < HEADER_LEN {
+        return Err(malformed(DecodeError::TooShort { total_length }, src));
+    }
+    if total_length > max_frame_len {
+        return Err(malformed(
+            DecodeError::TooLong {
+                total_length,
+                max: max_frame_len,
+            },
+            src,
+        ));
+    }
+    let len = total_length as usize;
+    if src.len() < len {
+        src.reserve(len - src.len());
+        return Ok(None);
+    }
+    Ok(Some(len))
+}
+
 impl Decoder for CmppCodec {
     type Item = Packet;
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
-        let Some(prefix) = src.get(..4) else {
+        let Some(len) = whole_frame(src, self.max_frame_len)? else {
             return Ok(None);
         };
-        let total_length = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-        if (total_length as usize) < HEADER_LEN {
-            return Err(malformed(DecodeError::TooShort { total_length }, src));
-        }
-        if total_length > self.max_frame_len {
-            return Err(malformed(
-                DecodeError::TooLong {
-                    total_length,
-                    max: self.max_frame_len,
-                },
-                src,
-            ));
-        }
-        let len = total_length as usize;
-        if src.len() < len {
-            src.reserve(len - src.len());
-            return Ok(None);
-        }
-        let result = Packet::decode(self.version, &src[..len]);
-        match result {
+        match Packet::decode(self.version, &src[..len]) {
             Ok(packet) => {
                 src.advance(len);
                 Ok(Some(packet))
             }
             Err(e) => Err(malformed(e, &src[..len])),
         }
+    }
+}
+
+/// The link's codec: [`CmppCodec`]'s framing and encoding, lenient reading.
+#[derive(Debug, Clone)]
+pub struct LinkCodec(CmppCodec);
+
+impl LinkCodec {
+    pub fn new(version: Version, max_frame_len: u32) -> Self {
+        LinkCodec(CmppCodec::new(version).with_max_frame_len(max_frame_len))
+    }
+
+    pub fn version(&self) -> Version {
+        self.0.version
+    }
+}
+
+impl Decoder for LinkCodec {
+    type Item = Lenient;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Lenient>, CodecError> {
+        let Some(len) = whole_frame(src, self.0.max_frame_len)? else {
+            return Ok(None);
+        };
+        // The frame is whole, so only an unsound header can fail here, and that was ruled out.
+        let read =
+            decode_lenient(self.0.version, &src[..len]).map_err(|e| malformed(e, &src[..len]));
+        src.advance(len);
+        read.map(Some)
+    }
+}
+
+impl Encoder<Packet> for LinkCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Packet, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.0.encode(&item, dst)
     }
 }
 

@@ -48,8 +48,11 @@ pub struct LinkConfig {
     pub rate: u32,
     /// T: how long a request waits for its response before it is sent again.
     pub response_timeout: Duration,
-    /// N: sends of one request in all (first send included).
+    /// N: sends of one request in all (first send included), across reconnects.
     pub max_sends: u32,
+    /// A request is given up (quarantined) once this many connections dropped while it was the
+    /// only one in flight on them.
+    pub quarantine_after_drops: u32,
     /// How often one segment is resubmitted after Result 8 before it fails.
     pub flow_control_retries: u32,
     /// C: idle time before an ACTIVE_TEST.
@@ -59,6 +62,9 @@ pub struct LinkConfig {
     pub connect_timeout: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// A connection that stays up this long resets the reconnect back-off; one that ends sooner
+    /// counts as a failure, so a link that drops right after each login backs off too.
+    pub reconnect_reset_after: Duration,
     /// Received DELIVERs waiting for the caller; beyond this they are refused with Result 8.
     pub deliver_queue: usize,
     pub max_frame_len: u32,
@@ -78,12 +84,14 @@ impl LinkConfig {
             rate: 0,
             response_timeout: Duration::from_secs(60),
             max_sends: 3,
+            quarantine_after_drops: 2,
             flow_control_retries: 30,
             heartbeat_idle: Duration::from_secs(180),
             heartbeat_misses: 3,
             connect_timeout: Duration::from_secs(10),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
+            reconnect_reset_after: Duration::from_secs(60),
             deliver_queue: 1024,
             max_frame_len: MAX_PDU_LEN,
             close_timeout: Duration::from_secs(10),

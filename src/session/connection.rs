@@ -1,6 +1,19 @@
 //! One logged-in TCP connection: a single `select!` over the socket, new submits, answers to
-//! DELIVERs, timers and shutdown. It owns the window; when it ends, every request still waiting
-//! goes back to its caller as retryable, so nothing is lost with the connection.
+//! DELIVERs, timers and shutdown. It owns the window; when it drops, every request still waiting
+//! is handed to the next connection with what it went through counted, so nothing is lost with
+//! the connection and no request is sent more than N times in all.
+//!
+//! It reads the ISMG leniently: any frame whose header is sound is handled by its header at
+//! least (a DELIVER nobody can read is answered Result 1 once its raw body is kept; a SUBMIT sent
+//! to us is answered Result 1 or 2; anything else is skipped), and counted as an anomaly. Only
+//! bytes that cannot be framed reset the connection.
+//!
+//! Every request a dropped connection left unanswered is a suspect: the peer may have choked on
+//! it. On the next connection suspects go out one at a time, alone — nothing else in flight,
+//! nothing new until it is answered — so a message the ISMG drops the connection on is found
+//! (the connection drops while it is alone) without taking the others down with it, and after
+//! `quarantine_after_drops` such drops it is given up. A suspect the ISMG simply does not answer
+//! within T stops holding the link up and waits in the window like any request.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,18 +27,18 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{CmppCodec, CodecError};
+use super::codec::{CodecError, LinkCodec};
 use super::config::LinkConfig;
 use super::error::SubmitError;
 use super::events::{DisconnectReason, LinkEvent, LinkObserver};
-use super::inbound::{AckMessage, DeliverAck, Inbound};
+use super::inbound::{AckMessage, DeliverAck, Delivered, Inbound, UndecodableDeliver};
 use super::login::Transport;
 use super::pacer::Pacer;
 use super::stats::LinkStats;
 use super::window::{Pending, Sent, SequenceIds, SubmitAccepted, Window};
 use crate::protocol::{
-    ActiveTestResp, CommandId, Deliver, DeliverResp, Packet, Pdu, SubmitResp, deliver_result,
-    encode_pdu, submit_result,
+    ActiveTestResp, CommandId, Deliver, DeliverResp, Lenient, MsgId, Packet, Pdu, SubmitResp,
+    Undecodable, Version, deliver_result, encode_pdu, submit_result,
 };
 
 /// Frames handled per wake-up before writing, so bursts go out in few syscalls.
@@ -59,6 +72,38 @@ pub(crate) struct Shared {
     pub sequence: SequenceIds,
     pub connection_id: u64,
     pub pacer: Pacer,
+    /// Requests a dropped connection left unanswered, for the next connection to send first.
+    pub lost: Vec<Pending>,
+}
+
+impl Shared {
+    /// Keeps a request a dropped connection left unanswered for the next connection, unless it
+    /// has used up its sends or its drops.
+    fn keep_for_next_connection(&mut self, pending: Pending) {
+        let c = &self.config;
+        if pending.blamed >= c.quarantine_after_drops {
+            let (drops, sends) = (pending.blamed, pending.unanswered_sends);
+            tracing::warn!(
+                drops,
+                sends,
+                "the ISMG dropped the connection each time this SUBMIT was sent alone; giving it up"
+            );
+            self.events.emit(LinkEvent::Quarantined { drops });
+            pending.finish(Err(SubmitError::Quarantined { drops, sends }));
+        } else if pending.unanswered_sends >= c.max_sends {
+            let sends = pending.unanswered_sends;
+            pending.finish(Err(SubmitError::Unconfirmed { sends }));
+        } else {
+            self.lost.push(pending);
+        }
+    }
+
+    /// Every request kept for a next connection that will not come goes back to its caller.
+    pub(crate) fn give_back_lost(&mut self) {
+        for pending in self.lost.drain(..) {
+            pending.finish(Err(SubmitError::LinkLost { sequence_id: None }));
+        }
+    }
 }
 
 /// The ACTIVE_TEST we are waiting on, if any.
@@ -70,7 +115,7 @@ struct Heartbeat {
 
 pub(crate) struct Connection<'a> {
     shared: &'a mut Shared,
-    reader: FramedRead<OwnedReadHalf, CmppCodec>,
+    reader: FramedRead<OwnedReadHalf, LinkCodec>,
     writer: OwnedWriteHalf,
     out: BytesMut,
     window: Window,
@@ -84,7 +129,11 @@ pub(crate) struct Connection<'a> {
     terminate: Option<(u32, Instant)>,
     /// Frames that arrived in the same read as CONNECT_RESP (an ISMG with a backlog of DELIVERs
     /// sends them at once), handled before anything else.
-    early: Vec<Result<Packet, CodecError>>,
+    early: Vec<Result<Lenient, CodecError>>,
+    /// A suspect sent alone: nothing else goes out until it is answered (or its T passes).
+    probe: Option<u32>,
+    /// Anomaly kinds already logged on this connection: one line each, then only counted.
+    logged: Vec<&'static str>,
 }
 
 impl<'a> Connection<'a> {
@@ -108,25 +157,37 @@ impl<'a> Connection<'a> {
         }
         let mut reader = FramedRead::new(read_half, codec);
         reader.read_buffer_mut().extend_from_slice(&leftover);
+        // What the last connection left goes first: flow-controlled segments in their order, then
+        // the suspects one at a time, those blamed least first.
+        let now = Instant::now();
+        let mut lost = std::mem::take(&mut shared.lost);
+        lost.sort_by_key(|p| (p.suspect, p.blamed));
+        let retry = lost.into_iter().map(|p| (now, p)).collect();
         Connection {
             shared,
             reader,
             writer,
             out: BytesMut::with_capacity(8 * 1024),
             window: Window::default(),
-            retry: VecDeque::new(),
+            retry,
             heartbeat: Heartbeat::default(),
             last_rx: Instant::now(),
             closing: None,
             terminate: None,
             early,
+            probe: None,
+            logged: Vec::new(),
         }
     }
 
     /// Runs until the connection ends; returns why.
     pub(crate) async fn run(mut self) -> DisconnectReason {
         let reason = self.serve().await;
-        self.fail_everything_waiting();
+        if reason == DisconnectReason::Shutdown || self.closing.is_some() {
+            self.give_back_everything_waiting();
+        } else {
+            self.hand_over_to_next_connection(reason);
+        }
         reason
     }
 
@@ -144,6 +205,7 @@ impl<'a> Connection<'a> {
             if let Err(reason) = self.flush().await {
                 return reason;
             }
+            self.probe = self.probe.filter(|seq| self.window.contains(*seq));
             let wake = self.next_wakeup(now);
             let take_new = self.can_take_new(now);
             let step = tokio::select! {
@@ -181,8 +243,24 @@ impl<'a> Connection<'a> {
         self.shared.events.emit(event);
     }
 
+    /// New submits wait while a resubmission is due (those go first), while a suspect waits to
+    /// go out alone or is out alone, and while the pacer holds sends back.
     fn can_take_new(&self, now: Instant) -> bool {
-        self.closing.is_none() && self.retry.is_empty() && self.shared.pacer.ready_at(now).is_none()
+        self.closing.is_none()
+            && self.probe.is_none()
+            && self
+                .retry
+                .front()
+                .is_none_or(|(at, p)| !p.suspect && *at > now)
+            && self.shared.pacer.ready_at(now).is_none()
+    }
+
+    /// Whether the next retry waits for the window to empty (a suspect goes alone), in which
+    /// case only a response or a request's timer can move it.
+    fn retry_waits_for_window(&self) -> bool {
+        self.retry
+            .front()
+            .is_some_and(|(_, p)| p.suspect && (!self.window.is_empty() || self.probe.is_some()))
     }
 
     fn next_wakeup(&self, now: Instant) -> Option<Instant> {
@@ -195,6 +273,7 @@ impl<'a> Connection<'a> {
         let retry = self
             .retry
             .front()
+            .filter(|_| !self.retry_waits_for_window())
             .map(|(at, _)| paced.map_or(*at, |p| p.max(*at)));
         [
             Some(heartbeat),
@@ -259,13 +338,16 @@ impl<'a> Connection<'a> {
                 break;
             }
             match self.shared.commands.try_recv() {
-                Ok(pending) => self.send_pending(pending),
+                Ok(pending) => {
+                    self.send_pending(pending);
+                }
                 Err(_) => break,
             }
         }
     }
 
-    fn send_pending(&mut self, pending: Pending) {
+    /// Puts `pending` on the wire; returns its Sequence_Id, `None` if it cannot be encoded.
+    fn send_pending(&mut self, pending: Pending) -> Option<u32> {
         let now = Instant::now();
         let sequence_id = self.next_sequence_id();
         if let Err(e) = encode_pdu(
@@ -275,27 +357,29 @@ impl<'a> Connection<'a> {
             &mut self.out,
         ) {
             pending.finish(Err(SubmitError::Encode(e)));
-            return;
+            return None;
         }
         self.shared.pacer.on_send(now);
         let command = pending.pdu.command_id();
         let deadline = now + self.config().response_timeout;
+        let sends = pending.unanswered_sends + 1;
         self.window.insert(
             sequence_id,
             Sent {
                 pending,
-                sends: 1,
+                sends,
                 sent_at: now,
             },
             deadline,
         );
         self.emit(LinkEvent::RequestSent {
             command,
-            retransmit: false,
+            retransmit: sends > 1,
         });
         self.emit(LinkEvent::InFlight {
             count: self.window.len(),
         });
+        Some(sequence_id)
     }
 
     fn send_heartbeat(&mut self, now: Instant) {
@@ -319,6 +403,12 @@ impl<'a> Connection<'a> {
         let (max_sends, t) = (self.config().max_sends, self.config().response_timeout);
         while let Some((sequence_id, mut sent)) = self.window.pop_expired(now) {
             let command = sent.pending.pdu.command_id();
+            // Unanswered but the connection lives: not what the peer chokes on, so it stops
+            // holding everything else back.
+            if self.probe == Some(sequence_id) {
+                self.probe = None;
+                sent.pending.suspect = false;
+            }
             if sent.sends < max_sends {
                 sent.sends += 1;
                 sent.sent_at = now;
@@ -343,16 +433,24 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Flow-controlled segments go out again, as new requests, once the pause is over.
+    /// Flow-controlled segments go out again, as new requests, once their pause is over; what a
+    /// dropped connection left goes out first, each suspect alone.
     fn resubmit_due(&mut self, now: Instant) {
         if self.closing.is_some() {
             return;
         }
         while self.retry.front().is_some_and(|(at, _)| *at <= now)
             && self.shared.pacer.ready_at(now).is_none()
+            && self.probe.is_none()
+            && !self.retry_waits_for_window()
         {
-            if let Some((_, pending)) = self.retry.pop_front() {
-                self.send_pending(pending);
+            let Some((_, pending)) = self.retry.pop_front() else {
+                break;
+            };
+            let alone = pending.suspect;
+            let sequence_id = self.send_pending(pending);
+            if alone {
+                self.probe = sequence_id;
             }
         }
     }
@@ -377,7 +475,7 @@ impl<'a> Connection<'a> {
     fn begin_close(&mut self, now: Instant) {
         if self.closing.is_none() {
             self.closing = Some(now + self.config().close_timeout);
-            // Segments waiting out a flow-control pause are not sent any more.
+            // Segments waiting to be resubmitted are not sent any more.
             for (_, pending) in self.retry.drain(..) {
                 pending.finish(Err(SubmitError::Closed));
             }
@@ -392,7 +490,7 @@ impl<'a> Connection<'a> {
         };
         match self.terminate {
             None if self.window.is_empty() || now >= deadline => {
-                self.fail_everything_waiting();
+                self.give_back_everything_waiting();
                 let sequence_id = self.next_sequence_id();
                 self.write(sequence_id, &Pdu::Terminate);
                 let wait = self
@@ -411,7 +509,7 @@ impl<'a> Connection<'a> {
 
     fn on_frame(
         &mut self,
-        frame: Option<Result<Packet, CodecError>>,
+        frame: Option<Result<Lenient, CodecError>>,
     ) -> Result<(), DisconnectReason> {
         self.on_one_frame(frame)?;
         // Drain whatever else is already readable before writing.
@@ -426,7 +524,7 @@ impl<'a> Connection<'a> {
 
     fn on_one_frame(
         &mut self,
-        frame: Option<Result<Packet, CodecError>>,
+        frame: Option<Result<Lenient, CodecError>>,
     ) -> Result<(), DisconnectReason> {
         match frame {
             None => Err(DisconnectReason::PeerClosed),
@@ -435,20 +533,72 @@ impl<'a> Connection<'a> {
                 Err(DisconnectReason::Io)
             }
             Some(Err(e)) => {
-                tracing::warn!(addr = %self.config().addr, error = %e, "malformed PDU from the ISMG; dropping the connection");
+                tracing::warn!(addr = %self.config().addr, error = %e, "bytes from the ISMG that cannot be framed; resetting the connection");
                 self.emit(LinkEvent::MalformedPdu);
                 Err(DisconnectReason::Malformed)
             }
-            Some(Ok(packet)) => self.on_packet(packet),
+            Some(Ok(Lenient::Exact(packet))) => self.on_packet(packet),
+            Some(Ok(Lenient::Tolerated(packet, anomaly))) => {
+                self.note_anomaly(anomaly.kind(), || anomaly.to_string());
+                self.on_packet(packet)
+            }
+            Some(Ok(Lenient::Undecodable(raw))) => {
+                self.on_undecodable(raw);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts an anomaly; the first of each kind on a connection also gets a log line.
+    fn note_anomaly(&mut self, kind: &'static str, describe: impl FnOnce() -> String) {
+        self.emit(LinkEvent::ProtocolAnomaly { kind });
+        if !self.logged.contains(&kind) {
+            self.logged.push(kind);
+            tracing::warn!(addr = %self.config().addr, kind, what = %describe(), "the ISMG sent a PDU that is not as the spec says; read it anyway (further ones on this connection are only counted)");
+        }
+    }
+
+    /// Any PDU proves the peer alive; returns the ACTIVE_TEST it may answer.
+    fn on_traffic(&mut self) -> Option<(u32, Instant)> {
+        self.last_rx = Instant::now();
+        self.heartbeat.misses = 0;
+        self.heartbeat.outstanding.take()
+    }
+
+    /// A frame whose body no reading fits, handled by its header.
+    fn on_undecodable(&mut self, raw: Undecodable) {
+        self.on_traffic();
+        let command = raw.header.command_id;
+        let sequence_id = raw.header.sequence_id;
+        self.note_anomaly("undecodable_body", || {
+            format!("{command} {}: {}", sequence_id, raw.error)
+        });
+        match command {
+            CommandId::Deliver => {
+                let deliver = undecodable_deliver(self.config().version, raw);
+                self.hand_up(
+                    sequence_id,
+                    Delivered::Undecodable(deliver),
+                    deliver_result::BAD_STRUCTURE,
+                );
+            }
+            // We serve no SUBMIT; an answer stops a peer from resending it.
+            CommandId::Submit => self.write(
+                sequence_id,
+                &Pdu::SubmitResp(SubmitResp {
+                    msg_id: MsgId(0),
+                    result: submit_result::BAD_STRUCTURE,
+                }),
+            ),
+            // A response we cannot read: its request stays in the window and is resent after T,
+            // within its N sends. Anything else: skipped by its length.
+            _ => {}
         }
     }
 
     fn on_packet(&mut self, packet: Packet) -> Result<(), DisconnectReason> {
         let now = Instant::now();
-        self.last_rx = now;
-        // Any PDU proves the peer alive.
-        let answered_heartbeat = self.heartbeat.outstanding.take();
-        self.heartbeat.misses = 0;
+        let answered_heartbeat = self.on_traffic();
         let sequence_id = packet.sequence_id;
         match packet.pdu {
             Pdu::SubmitResp(resp) => self.on_submit_resp(sequence_id, resp, now),
@@ -469,6 +619,17 @@ impl<'a> Connection<'a> {
             }
             Pdu::TerminateResp if self.terminate.is_some_and(|(seq, _)| seq == sequence_id) => {
                 return Err(DisconnectReason::Shutdown);
+            }
+            Pdu::Submit(_) => {
+                tracing::debug!(sequence_id, "the ISMG sent a SUBMIT; answering Result 2");
+                self.emit(LinkEvent::UnexpectedPdu {
+                    command: CommandId::Submit,
+                });
+                let resp = SubmitResp {
+                    msg_id: MsgId(0),
+                    result: submit_result::BAD_COMMAND,
+                };
+                self.write(sequence_id, &Pdu::SubmitResp(resp));
             }
             other => {
                 let command = other.command_id();
@@ -505,7 +666,7 @@ impl<'a> Connection<'a> {
         let mut pending = sent.pending;
         match resp.result {
             submit_result::OK => {
-                self.shared.pacer.on_accept(now);
+                self.shared.pacer.on_accept(now, rtt);
                 let accepted = SubmitAccepted {
                     msg_id: resp.msg_id,
                     sequence_id,
@@ -517,16 +678,25 @@ impl<'a> Connection<'a> {
             }
             submit_result::FLOW_CONTROL => {
                 self.emit(LinkEvent::FlowControl);
-                self.shared.pacer.on_flow_control(now);
+                self.shared.pacer.on_flow_control(now, rtt);
                 pending.flow_control_attempts += 1;
+                // Answered: whatever its sends before, it is neither unconfirmed nor a suspect.
+                pending.unanswered_sends = 0;
+                pending.suspect = false;
                 if pending.flow_control_attempts > self.config().flow_control_retries {
                     let attempts = pending.flow_control_attempts;
                     pending.finish(Err(SubmitError::FlowControlExhausted { attempts }));
                 } else if self.closing.is_some() {
                     pending.finish(Err(SubmitError::Closed));
                 } else {
-                    let at = self.shared.pacer.ready_at(now).unwrap_or(now);
-                    self.retry.push_back((at, pending));
+                    let at = now
+                        + self
+                            .shared
+                            .pacer
+                            .resubmit_pause(pending.flow_control_attempts);
+                    // Kept in due order; suspects (due at once) stay ahead.
+                    let place = self.retry.partition_point(|(due, _)| *due <= at);
+                    self.retry.insert(place, (at, pending));
                 }
             }
             result => pending.finish(Err(SubmitError::Rejected {
@@ -540,13 +710,18 @@ impl<'a> Connection<'a> {
         self.emit(LinkEvent::DeliverReceived {
             report: deliver.is_report(),
         });
-        let msg_id = deliver.msg_id;
+        self.hand_up(sequence_id, Delivered::Decoded(deliver), deliver_result::OK);
+    }
+
+    /// Passes a DELIVER to the caller, whose ack answers `result` once it is stored.
+    fn hand_up(&mut self, sequence_id: u32, deliver: Delivered, result: u32) {
+        let msg_id = deliver.msg_id();
         let ack = DeliverAck {
             message: Some(AckMessage {
                 connection: self.shared.connection_id,
                 sequence_id,
                 msg_id,
-                result: deliver_result::OK,
+                result,
             }),
             tx: self.shared.acks_tx.clone(),
         };
@@ -565,6 +740,7 @@ impl<'a> Connection<'a> {
     }
 
     fn on_ack(&mut self, first: AckMessage) {
+        // `DeliverAck::confirm` answers the Result chosen when the DELIVER was handed up.
         let mut next = Some(first);
         let mut answered = 0;
         while let Some(ack) = next {
@@ -585,8 +761,8 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Every request still waiting goes back to its caller as retryable.
-    fn fail_everything_waiting(&mut self) {
+    /// Closing for good: every request still waiting goes back to its caller.
+    fn give_back_everything_waiting(&mut self) {
         for (sequence_id, sent) in self.window.drain() {
             sent.pending.finish(Err(SubmitError::LinkLost {
                 sequence_id: Some(sequence_id),
@@ -596,5 +772,48 @@ impl<'a> Connection<'a> {
             pending.finish(Err(SubmitError::LinkLost { sequence_id: None }));
         }
         self.emit(LinkEvent::InFlight { count: 0 });
+    }
+
+    /// The connection dropped: what it left unanswered goes to the next one as suspects, with
+    /// their sends counted, and a suspect that was alone on the wire is blamed.
+    fn hand_over_to_next_connection(&mut self, reason: DisconnectReason) {
+        // We stalled or stopped, not the peer: nobody to blame.
+        let blame = match reason {
+            DisconnectReason::WriteStalled | DisconnectReason::Shutdown => None,
+            _ => self.probe,
+        };
+        let unanswered: Vec<_> = self.window.drain().collect();
+        for (sequence_id, sent) in unanswered {
+            let mut pending = sent.pending;
+            pending.unanswered_sends = sent.sends;
+            pending.suspect = true;
+            if blame == Some(sequence_id) {
+                pending.blamed += 1;
+            }
+            self.shared.keep_for_next_connection(pending);
+        }
+        for (_, pending) in self.retry.drain(..) {
+            self.shared.keep_for_next_connection(pending);
+        }
+        self.emit(LinkEvent::InFlight { count: 0 });
+    }
+}
+
+/// What can be read of a DELIVER whose body does not decode: its Msg_Id (the first eight bytes)
+/// for the answer, and Registered_Delivery where the body reaches it.
+fn undecodable_deliver(version: Version, raw: Undecodable) -> UndecodableDeliver {
+    let mut id = [0u8; 8];
+    let n = raw.body.len().min(8);
+    id[..n].copy_from_slice(&raw.body[..n]);
+    // Msg_Id, Dest_Id, Service_Id, TP_pid, TP_udhi, Msg_Fmt, Src_terminal_Id (+ its type in 3.0).
+    let registered_delivery_at = match version {
+        Version::V20 => 8 + 21 + 10 + 3 + 21,
+        Version::V30 => 8 + 21 + 10 + 3 + 32 + 1,
+    };
+    UndecodableDeliver {
+        msg_id: MsgId(u64::from_be_bytes(id)),
+        report: raw.body.get(registered_delivery_at).map(|&rd| rd == 1),
+        reason: raw.error.to_string(),
+        body: raw.body,
     }
 }

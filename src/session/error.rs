@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::{CommandId, EncodeError};
+use crate::protocol::{CommandId, DecodeError, EncodeError, Version};
 
 use super::codec::CodecError;
 
@@ -26,6 +26,20 @@ pub enum ConnectError {
     AuthenticatorMismatch,
     #[error("expected CMPP_CONNECT_RESP, got {command}")]
     Unexpected { command: CommandId },
+    #[error("{command} from the ISMG cannot be read: {error}")]
+    Undecodable {
+        command: CommandId,
+        error: DecodeError,
+    },
+    /// The CONNECT_RESP has the other version's layout: the ISMG speaks that version only.
+    #[error(
+        "the ISMG answered in CMPP {answered} (Status {status}) to a CMPP {configured} login: set cmpp_version to {answered}"
+    )]
+    VersionMismatch {
+        configured: Version,
+        answered: Version,
+        status: u32,
+    },
     #[error("connection closed by the ISMG during login")]
     Closed,
     #[error("cannot build CONNECT: {0}")]
@@ -35,11 +49,14 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// Failures a real ISMG punishes when repeated quickly (accounts get locked): back off long.
+    /// Failures a real ISMG punishes when repeated quickly (accounts get locked), or that no
+    /// quick retry can mend (a version mismatch is configuration): back off long.
     pub fn is_auth_failure(&self) -> bool {
         matches!(
             self,
-            ConnectError::Refused { status: 2..=4, .. } | ConnectError::AuthenticatorMismatch
+            ConnectError::Refused { status: 2..=4, .. }
+                | ConnectError::AuthenticatorMismatch
+                | ConnectError::VersionMismatch { .. }
         )
     }
 }
@@ -60,8 +77,19 @@ pub enum SubmitError {
         sends: u32,
         timeout: Duration,
     },
-    /// The connection dropped while this submit waited for its response: send it again.
-    #[error("link lost before the response to Sequence_Id {sequence_id:?}")]
+    /// Sent `sends` times without an answer: the last connections dropped while it waited. The
+    /// ISMG may still have accepted it: its state is unknown.
+    #[error("no SUBMIT_RESP after {sends} sends; the connection dropped while it waited")]
+    Unconfirmed { sends: u32 },
+    /// Given up because the connection dropped `drops` times while it was the only request in
+    /// flight: the ISMG chokes on this message.
+    #[error(
+        "quarantined: the ISMG dropped the connection {drops} times while this SUBMIT was the only one in flight ({sends} sends)"
+    )]
+    Quarantined { drops: u32, sends: u32 },
+    /// The link closed for good while this submit waited for its response: send it again on a
+    /// later start (it stays pending).
+    #[error("link closed before the response to Sequence_Id {sequence_id:?}")]
     LinkLost { sequence_id: Option<u32> },
     /// The link is closing or closed; the submit was not sent.
     #[error("link is closed")]

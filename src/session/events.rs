@@ -53,6 +53,8 @@ pub enum ConnectOutcome {
     Refused(u32),
     /// Strict check of AuthenticatorISMG failed.
     AuthenticatorMismatch,
+    /// The ISMG answered in the other version's layout (e.g. 2.0 to a 3.0 login).
+    VersionMismatch,
     /// No CONNECT_RESP in time, or something else came.
     Protocol,
 }
@@ -67,6 +69,7 @@ impl ConnectOutcome {
             ConnectOutcome::Refused(4) => "version_too_high",
             ConnectOutcome::Refused(_) => "refused_other",
             ConnectOutcome::AuthenticatorMismatch => "authenticator_mismatch",
+            ConnectOutcome::VersionMismatch => "version_mismatch",
             ConnectOutcome::Protocol => "protocol_error",
         }
     }
@@ -145,7 +148,23 @@ pub enum LinkEvent {
     },
     /// The caller's queue was full; the DELIVER was answered with Result 8 so the ISMG resends it.
     DeliverRefused,
+    /// Bytes that are not a PDU (a Total_Length out of bounds): the connection is reset.
     MalformedPdu,
+    /// A PDU read although it is not as the spec says (`kind`: trailing_bytes,
+    /// other_version_layout, missing_reserved), or one whose body could not be read at all
+    /// (undecodable_body) and was answered or skipped by its header.
+    ProtocolAnomaly {
+        kind: &'static str,
+    },
+    /// A request the link gave up on after the connection dropped `drops` times while it was the
+    /// only one in flight: the ISMG chokes on it.
+    Quarantined {
+        drops: u32,
+    },
+    /// The link will try to log in again after `delay`.
+    ReconnectScheduled {
+        delay: Duration,
+    },
     /// A response nobody waits for (late, after its timeout) or a request we do not serve.
     UnexpectedPdu {
         command: CommandId,

@@ -69,6 +69,7 @@ impl Link {
             shutdown: shutdown.clone(),
             sequence: SequenceIds::default(),
             connection_id: 0,
+            lost: Vec::new(),
         };
         let closing_window = window.clone();
         let task = tokio::spawn(async move {
@@ -103,12 +104,7 @@ impl Link {
             .await
             .map_err(|_| SubmitError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            pdu: Pdu::Submit(submit),
-            reply,
-            _permit: permit,
-            flow_control_attempts: 0,
-        };
+        let pending = Pending::new(Pdu::Submit(submit), reply, permit);
         self.commands
             .send(pending)
             .await

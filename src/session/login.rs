@@ -6,13 +6,15 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
-use super::codec::CmppCodec;
+use super::codec::LinkCodec;
 use super::config::{AuthCheck, LinkConfig};
 use super::error::ConnectError;
 use super::events::{ConnectOutcome, LinkEvent};
-use crate::protocol::{ChinaTime, Connect, Packet, Pdu, authenticator_ismg, connect_status};
+use crate::protocol::{
+    Anomaly, ChinaTime, Connect, Lenient, Packet, Pdu, authenticator_ismg, connect_status,
+};
 
-pub(crate) type Transport = Framed<TcpStream, CmppCodec>;
+pub(crate) type Transport = Framed<TcpStream, LinkCodec>;
 
 /// Connects and logs in; `emit` receives the attempt's outcome.
 pub(crate) async fn login(
@@ -28,6 +30,7 @@ pub(crate) async fn login(
         }
         Err(ConnectError::Refused { status, .. }) => ConnectOutcome::Refused(*status),
         Err(ConnectError::AuthenticatorMismatch) => ConnectOutcome::AuthenticatorMismatch,
+        Err(ConnectError::VersionMismatch { .. }) => ConnectOutcome::VersionMismatch,
         Err(_) => ConnectOutcome::Protocol,
     };
     emit(LinkEvent::ConnectAttempt { outcome });
@@ -56,7 +59,7 @@ async fn attempt(
             addr: config.addr.clone(),
             source,
         })?;
-    let codec = CmppCodec::new(config.version).with_max_frame_len(config.max_frame_len);
+    let codec = LinkCodec::new(config.version, config.max_frame_len);
     let mut transport = Framed::new(stream, codec);
 
     let secret = config.secret.expose().as_bytes();
@@ -72,19 +75,40 @@ async fn attempt(
         .map_err(|_| ConnectError::ResponseTimeout {
             timeout: config.response_timeout,
         })?;
-    let resp = match answer {
+    let (packet, anomaly) = match answer {
         None => return Err(ConnectError::Closed),
         Some(Err(e)) => return Err(e.into()),
-        Some(Ok(Packet {
-            pdu: Pdu::ConnectResp(resp),
-            ..
-        })) => resp,
-        Some(Ok(other)) => {
-            return Err(ConnectError::Unexpected {
-                command: other.pdu.command_id(),
+        Some(Ok(Lenient::Exact(packet))) => (packet, None),
+        Some(Ok(Lenient::Tolerated(packet, anomaly))) => (packet, Some(anomaly)),
+        Some(Ok(Lenient::Undecodable(raw))) => {
+            return Err(ConnectError::Undecodable {
+                command: raw.header.command_id,
+                error: raw.error,
             });
         }
     };
+    let resp = match packet.pdu {
+        Pdu::ConnectResp(resp) => resp,
+        other => {
+            return Err(ConnectError::Unexpected {
+                command: other.command_id(),
+            });
+        }
+    };
+    match anomaly {
+        // An ISMG of the other version: nothing after this login could be read right.
+        Some(Anomaly::OtherVersion { layout, .. }) => {
+            return Err(ConnectError::VersionMismatch {
+                configured: config.version,
+                answered: layout,
+                status: resp.status,
+            });
+        }
+        Some(anomaly) => emit(LinkEvent::ProtocolAnomaly {
+            kind: anomaly.kind(),
+        }),
+        None => {}
+    }
     if resp.status != connect_status::OK {
         return Err(ConnectError::Refused {
             status: resp.status,

@@ -25,7 +25,7 @@ mod window;
 pub use config::{AuthCheck, LinkConfig};
 pub use error::{ConnectError, SubmitError};
 pub use events::{ConnectOutcome, DisconnectReason, LinkEvent, LinkObserver, LinkState};
-pub use inbound::{DeliverAck, Inbound};
+pub use inbound::{DeliverAck, Delivered, Inbound, UndecodableDeliver};
 pub use link::{Link, LinkParts};
 pub use stats::{LinkStats, LinkStatsSnapshot};
 pub use task::LinkStatus;

@@ -1,43 +1,88 @@
-//! When the next submit may go out: the configured rate limit, and the slowdown after the ISMG
-//! answers Result 8 (flow control).
+//! When the next submit may go out: the configured rate limit, and how the link adapts when the
+//! ISMG answers Result 8 (flow control).
 //!
 //! The limit is a GCRA (virtual scheduling) with a small burst, so tokio's millisecond timer can
-//! keep high rates without drifting. On Result 8 the pacer pauses for a back-off that doubles
-//! while Result 8 keeps coming, and halves the send rate (at most once per back-off period, so
-//! one burst of Result 8s does not collapse it). While no Result 8 comes, the rate grows back by
-//! a quarter every 100 ms until it reaches the configured limit (or, with no limit, until it is
-//! well above the rate at which the ISMG first pushed back).
+//! keep high rates without drifting.
+//!
+//! Result 8 is not always a sign of sending too fast: a carrier also answers it now and then
+//! whatever the rate, and cutting the rate for each one would collapse throughput (at 10 %
+//! Result 8, halving per occurrence held a link to a few messages a second). So the pacer judges
+//! answers in intervals (≥ 100 ms and ≥ 30 answers, or 1 s): the share of Result 8 in calm
+//! intervals is the carrier's baseline; an interval whose share is clearly above it (beyond
+//! statistical noise) means we exceed its capacity. Then the limit is cut — multiplicative
+//! decrease — to the rate the carrier accepted over the last second (carriers count per second),
+//! scaled up by the baseline share (the send rate that would meet only baseline refusals),
+//! between half and nine tenths of what was being sent. Calm intervals add 5 % of the rate at the last cut — additive increase — back up to the
+//! configured limit (or, with none, until it is far above what we send, when the limit is lifted).
+//! Segments answered Result 8 wait before their resubmission ([`Pacer::resubmit_pause`]: one
+//! round trip, doubling per attempt up to a second), so one segment cannot burn its attempts in
+//! a burst while a carrier's one-second budget is spent, yet a random refusal costs it only a
+//! round trip.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-const MIN_BACKOFF: Duration = Duration::from_millis(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
-const RECOVERY_STEP: Duration = Duration::from_millis(100);
 const MIN_RATE: f64 = 1.0;
 /// Burst as a share of the rate: 20 ms worth of sends.
 const BURST_SECONDS: f64 = 0.02;
+const INTERVAL: Duration = Duration::from_millis(100);
+const MAX_INTERVAL: Duration = Duration::from_secs(1);
+const MIN_ANSWERS: u32 = 30;
+/// Calm intervals remembered for the baseline.
+const HISTORY: usize = 20;
+/// Standard deviations above the baseline that mean congestion, and the least absolute margin.
+const NOISE_SIGMAS: f64 = 4.0;
+const MIN_MARGIN: f64 = 0.05;
+const CUT_FLOOR: f64 = 0.5;
+const CUT_CEILING: f64 = 0.9;
+const INCREASE: f64 = 0.05;
+/// Without a configured limit, the adaptive one is lifted once it is this far above what is sent.
+const LIFT_ABOVE: f64 = 4.0;
+
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+const MIN_PAUSE: Duration = Duration::from_micros(100);
+/// Weight of the newest SUBMIT round trip in the smoothed one.
+const RTT_GAIN: f64 = 0.125;
+
+/// Answers and sends of one interval.
+#[derive(Debug)]
+struct Interval {
+    start: Instant,
+    sent: u32,
+    answered: u32,
+    refused: u32,
+}
+
+impl Interval {
+    fn new(start: Instant) -> Interval {
+        Interval {
+            start,
+            sent: 0,
+            answered: 0,
+            refused: 0,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Pacer {
     /// Configured submits per second; 0 = unlimited.
     configured: f64,
-    /// Rate in force; 0 = unlimited.
+    /// Limit in force; 0 = unlimited.
     current: f64,
     /// GCRA theoretical arrival time of the next send.
     tat: Instant,
-    paused_until: Instant,
-    backoff: Duration,
-    /// The last time the rate was cut, to cut once per back-off period.
-    last_cut: Option<Instant>,
-    /// The unlimited-mode rate at the first cut; recovery returns to unlimited above twice this.
+    interval: Interval,
+    /// Result-8 shares of recent calm intervals.
+    calm: VecDeque<f64>,
+    /// The limit just before the last cut: the additive step is a share of it.
     cut_from: f64,
-    next_recovery: Instant,
-    /// Sends counted in the current and previous second, to know the rate to cut from.
-    window_start: Instant,
-    sent_this_window: u32,
-    sent_last_window: u32,
+    /// Smoothed SUBMIT round trip.
+    rtt: Duration,
+    /// Recent intervals as (start, end, accepted), covering about the last second.
+    recent: VecDeque<(Instant, Instant, u32)>,
 }
 
 impl Pacer {
@@ -46,25 +91,32 @@ impl Pacer {
             configured: f64::from(rate),
             current: f64::from(rate),
             tat: now,
-            paused_until: now,
-            backoff: MIN_BACKOFF,
-            last_cut: None,
+            interval: Interval::new(now),
+            calm: VecDeque::with_capacity(HISTORY),
             cut_from: 0.0,
-            next_recovery: now,
-            window_start: now,
-            sent_this_window: 0,
-            sent_last_window: 0,
+            rtt: Duration::from_millis(1),
+            recent: VecDeque::new(),
         }
+    }
+
+    /// The wait before a segment answered Result 8 for the `attempt`-th time (from 1) is
+    /// submitted again: a round trip, doubling per attempt, at most a second — so the default 30
+    /// attempts outlast a carrier's one-second accounting window many times over.
+    pub(crate) fn resubmit_pause(&self, attempt: u32) -> Duration {
+        self.rtt
+            .max(MIN_PAUSE)
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(MAX_PAUSE)
     }
 
     /// `None` when a submit may go now, else the instant it may.
     pub(crate) fn ready_at(&self, now: Instant) -> Option<Instant> {
-        let mut at = self.paused_until;
-        if self.current > 0.0 {
-            let tolerance =
-                Duration::from_secs_f64((self.current * BURST_SECONDS).max(1.0) / self.current);
-            at = at.max(self.tat.checked_sub(tolerance).unwrap_or(self.tat));
+        if self.current <= 0.0 {
+            return None;
         }
+        let tolerance =
+            Duration::from_secs_f64((self.current * BURST_SECONDS).max(1.0) / self.current);
+        let at = self.tat.checked_sub(tolerance).unwrap_or(self.tat);
         (at > now).then_some(at)
     }
 
@@ -72,56 +124,123 @@ impl Pacer {
         if self.current > 0.0 {
             self.tat = self.tat.max(now) + Duration::from_secs_f64(1.0 / self.current);
         }
-        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.sent_last_window = self.sent_this_window;
-            self.sent_this_window = 0;
-            self.window_start = now;
-        }
-        self.sent_this_window += 1;
+        self.interval.sent += 1;
     }
 
-    /// The ISMG answered Result 8.
-    pub(crate) fn on_flow_control(&mut self, now: Instant) {
-        let in_same_episode = self.last_cut.is_some_and(|t| now < t + self.backoff);
-        if in_same_episode {
-            return;
+    /// The ISMG answered Result 8, `rtt` after the send.
+    pub(crate) fn on_flow_control(&mut self, now: Instant, rtt: Duration) {
+        self.interval.refused += 1;
+        self.on_answer(now, rtt);
+    }
+
+    /// A submit was accepted, `rtt` after the send.
+    pub(crate) fn on_accept(&mut self, now: Instant, rtt: Duration) {
+        self.on_answer(now, rtt);
+    }
+
+    /// Whether flow control has the limit below its configured value.
+    #[cfg(test)]
+    fn is_slowed(&self) -> bool {
+        self.current != self.configured
+    }
+
+    fn on_answer(&mut self, now: Instant, rtt: Duration) {
+        self.rtt = self.rtt.mul_f64(1.0 - RTT_GAIN) + rtt.mul_f64(RTT_GAIN);
+        self.interval.answered += 1;
+        let elapsed = now.saturating_duration_since(self.interval.start);
+        let long_enough = elapsed >= INTERVAL && self.interval.answered >= MIN_ANSWERS;
+        if long_enough || elapsed >= MAX_INTERVAL {
+            let i = &self.interval;
+            self.recent
+                .push_back((i.start, now, i.answered - i.refused));
+            while self
+                .recent
+                .front()
+                .is_some_and(|(start, ..)| now.saturating_duration_since(*start) > MAX_INTERVAL)
+                && self.recent.len() > 1
+            {
+                self.recent.pop_front();
+            }
+            self.judge(elapsed);
+            self.interval = Interval::new(now);
         }
-        if self.last_cut.is_some_and(|t| now < t + self.backoff * 4) {
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        } else {
-            self.backoff = MIN_BACKOFF;
-        }
-        self.paused_until = now + self.backoff;
-        self.last_cut = Some(now);
-        let from = if self.current > 0.0 {
-            self.current
-        } else {
-            let observed = f64::from(self.sent_this_window.max(self.sent_last_window));
-            self.cut_from = observed;
-            observed
+    }
+
+    /// The Result-8 share calm intervals show: the carrier's refusals that sending slower would
+    /// not avoid. The lowest recent share, so that congested stretches do not raise it.
+    fn baseline(&self) -> f64 {
+        self.calm
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .min(1.0)
+    }
+
+    fn judge(&mut self, elapsed: Duration) {
+        let Interval {
+            sent,
+            answered,
+            refused,
+            ..
+        } = self.interval;
+        let share = f64::from(refused) / f64::from(answered);
+        // Until some calm interval was seen, any clear share of Result 8 is congestion.
+        let baseline = match self.baseline() {
+            b if b.is_finite() => b,
+            _ => 0.0,
         };
-        self.current = (from / 2.0).max(MIN_RATE);
-        self.tat = self.tat.max(self.paused_until);
-        self.next_recovery = self.paused_until + RECOVERY_STEP;
-    }
-
-    /// A submit was accepted: grow the rate back if it was cut.
-    pub(crate) fn on_accept(&mut self, now: Instant) {
-        if now < self.next_recovery || !self.is_slowed() {
+        let noise = (baseline.max(0.01) * (1.0 - baseline) / f64::from(answered)).sqrt();
+        let congested = share > baseline + (NOISE_SIGMAS * noise).max(MIN_MARGIN);
+        if !congested {
+            if self.calm.len() == HISTORY {
+                self.calm.pop_front();
+            }
+            self.calm.push_back(share);
+            self.increase(f64::from(sent) / elapsed.as_secs_f64());
             return;
         }
-        self.next_recovery = now + RECOVERY_STEP;
-        self.current *= 1.25;
-        if self.configured > 0.0 && self.current >= self.configured {
-            self.current = self.configured;
-        } else if self.configured == 0.0 && self.current >= self.cut_from * 2.0 {
+        let sending = f64::from(sent) / elapsed.as_secs_f64();
+        let accepting = self.accepted_last_second();
+        let from = if self.current > 0.0 {
+            self.current.min(sending.max(MIN_RATE))
+        } else {
+            sending.max(MIN_RATE)
+        };
+        let target = accepting / (1.0 - baseline).max(0.05);
+        self.cut_from = from;
+        self.current = target
+            .clamp(from * CUT_FLOOR, from * CUT_CEILING)
+            .max(MIN_RATE);
+        if self.configured > 0.0 {
+            self.current = self.current.min(self.configured);
+        }
+    }
+
+    /// Submits accepted per second over the intervals of about the last second.
+    fn accepted_last_second(&self) -> f64 {
+        let (Some((first, ..)), Some((_, last, _))) = (self.recent.front(), self.recent.back())
+        else {
+            return 0.0;
+        };
+        let span = last.saturating_duration_since(*first).as_secs_f64();
+        let accepted: u32 = self.recent.iter().map(|(.., a)| a).sum();
+        if span > 0.0 {
+            f64::from(accepted) / span
+        } else {
+            0.0
+        }
+    }
+
+    fn increase(&mut self, sending: f64) {
+        if self.current <= 0.0 || !(self.current < self.configured || self.configured == 0.0) {
+            return;
+        }
+        self.current += (self.cut_from * INCREASE).max(MIN_RATE);
+        if self.configured > 0.0 {
+            self.current = self.current.min(self.configured);
+        } else if self.current > sending * LIFT_ABOVE && self.current > self.cut_from * 2.0 {
             self.current = 0.0;
         }
-    }
-
-    /// Whether flow control has the rate below its configured value.
-    pub(crate) fn is_slowed(&self) -> bool {
-        self.current != self.configured
     }
 
     #[cfg(test)]
@@ -170,43 +289,133 @@ mod tests {
     }
 
     #[test]
-    fn flow_control_pauses_halves_and_recovers() {
-        let start = Instant::now();
-        let mut p = Pacer::new(1_000, start);
-        drive(&mut p, start, Duration::from_millis(500));
-        let t = start + Duration::from_millis(500);
-        p.on_flow_control(t);
-        assert!(p.ready_at(t).is_some_and(|at| at >= t + MIN_BACKOFF));
-        assert_eq!(p.current_rate(), 500.0);
-        // More Result 8s in the same episode do not cut again.
-        p.on_flow_control(t + Duration::from_millis(1));
-        assert_eq!(p.current_rate(), 500.0);
-        // Accepts after the pause ramp the rate back to the configured limit, never above.
-        let mut now = t + MIN_BACKOFF;
+    fn resubmit_pauses_start_at_a_round_trip_and_double_to_a_second() {
+        let now = Instant::now();
+        let mut p = Pacer::new(0, now);
         for _ in 0..100 {
-            now += RECOVERY_STEP;
-            p.on_accept(now);
+            p.on_accept(now, Duration::from_millis(10));
         }
-        assert_eq!(p.current_rate(), 1_000.0);
-        assert!(!p.is_slowed());
+        let first = p.resubmit_pause(1);
+        assert!(
+            first.abs_diff(Duration::from_millis(10)) < Duration::from_micros(100),
+            "{first:?}"
+        );
+        assert_eq!(p.resubmit_pause(2), first * 2);
+        assert_eq!(p.resubmit_pause(8), MAX_PAUSE);
+        assert_eq!(p.resubmit_pause(30), MAX_PAUSE);
+    }
+
+    /// A carrier in simulated time: it refuses every submit beyond `capacity` in each one-second
+    /// window (0 = no limit) and a random `refuse` share of the rest, answering each submit after
+    /// 1 ms; a client with window 16 sends as fast as the pacer lets it. Returns the accepted
+    /// submits per second over the last `measure` of `total`, and the pacer.
+    fn carrier(
+        rate: u32,
+        capacity: u32,
+        refuse: f64,
+        total: Duration,
+        measure: Duration,
+    ) -> (f64, Pacer) {
+        let rtt = Duration::from_millis(1);
+        let start = Instant::now();
+        let mut p = Pacer::new(rate, start);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut in_flight: VecDeque<Instant> = VecDeque::new();
+        let (mut window_start, mut in_window) = (start, 0u32);
+        let mut accepted = 0u32;
+        let mut now = start;
+        while now < start + total {
+            while in_flight.front().is_some_and(|t| *t + rtt <= now) {
+                let sent_at = in_flight.pop_front().unwrap_or(now);
+                if sent_at >= window_start + Duration::from_secs(1) {
+                    window_start = sent_at;
+                    in_window = 0;
+                }
+                in_window += 1;
+                let over = capacity > 0 && in_window > capacity;
+                if over || rng.f64() < refuse {
+                    p.on_flow_control(now, rtt);
+                } else {
+                    p.on_accept(now, rtt);
+                    if now >= start + total - measure {
+                        accepted += 1;
+                    }
+                }
+            }
+            if in_flight.len() < 16 && p.ready_at(now).is_none() {
+                p.on_send(now);
+                in_flight.push_back(now);
+                continue;
+            }
+            let next_answer = in_flight.front().map(|t| *t + rtt);
+            let next_send = p.ready_at(now);
+            now = [next_answer, next_send]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + rtt)
+                .max(now + Duration::from_micros(10));
+        }
+        (f64::from(accepted) / measure.as_secs_f64(), p)
     }
 
     #[test]
-    fn repeated_flow_control_backs_off_longer() {
-        let start = Instant::now();
-        let mut p = Pacer::new(0, start);
-        for _ in 0..100 {
-            p.on_send(start);
+    fn random_result_8_alone_does_not_slow_the_link() {
+        // No capacity limit: the window bounds the rate at 16 per 1 ms round trip.
+        let ceiling = 16_000.0;
+        for refuse in [0.1, 0.3] {
+            let (accepted, p) =
+                carrier(0, 0, refuse, Duration::from_secs(5), Duration::from_secs(3));
+            let ideal = (1.0 - refuse) * ceiling;
+            assert!(
+                accepted >= 0.9 * ideal,
+                "{refuse}: {accepted:.0}/s of {ideal:.0}/s"
+            );
+            assert!(!p.is_slowed() || p.current_rate() > ceiling, "{p:?}");
         }
-        p.on_flow_control(start);
-        let first = p.backoff;
-        let t2 = start + first;
-        p.on_flow_control(t2);
-        assert_eq!(p.backoff, first * 2);
-        // Unlimited mode cut from the observed rate (100 in this second) to half.
-        assert!(p.current_rate() <= 50.0 && p.current_rate() >= MIN_RATE);
-        // Much later, an isolated Result 8 starts again from the minimum back-off.
-        p.on_flow_control(t2 + Duration::from_secs(30));
-        assert_eq!(p.backoff, MIN_BACKOFF);
+    }
+
+    #[test]
+    fn a_capacity_limit_is_found_and_held() {
+        for (capacity, refuse) in [(2_000, 0.0), (2_000, 0.1), (2_000, 0.3), (5_000, 0.1)] {
+            let (accepted, _) = carrier(
+                0,
+                capacity,
+                refuse,
+                Duration::from_secs(20),
+                Duration::from_secs(10),
+            );
+            let ideal = (1.0 - refuse) * f64::from(capacity);
+            assert!(
+                accepted >= 0.85 * ideal && accepted <= 1.01 * ideal,
+                "{capacity}/s at {refuse}: {accepted:.0}/s accepted of {ideal:.0}/s"
+            );
+        }
+    }
+
+    #[test]
+    fn a_configured_rate_is_never_exceeded_and_comes_back_after_a_cut() {
+        let (accepted, p) = carrier(
+            3_000,
+            2_000,
+            0.0,
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+        );
+        assert!(
+            (1_700.0..=2_001.0).contains(&accepted),
+            "{accepted:.0}/s"
+        );
+        assert!(p.current_rate() <= 3_000.0);
+        // Without the capacity limit the configured rate is reached again.
+        let (accepted, p) = carrier(
+            3_000,
+            0,
+            0.0,
+            Duration::from_secs(5),
+            Duration::from_secs(3),
+        );
+        assert!(accepted >= 2_900.0, "{accepted:.0}/s");
+        assert!(!p.is_slowed());
     }
 }

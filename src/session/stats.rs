@@ -29,6 +29,8 @@ pub struct LinkStats {
     reports_received: AtomicU64,
     delivers_refused: AtomicU64,
     malformed_pdus: AtomicU64,
+    protocol_anomalies: AtomicU64,
+    quarantined: AtomicU64,
     unexpected_pdus: AtomicU64,
 }
 
@@ -58,6 +60,10 @@ pub struct LinkStatsSnapshot {
     pub reports_received: u64,
     pub delivers_refused: u64,
     pub malformed_pdus: u64,
+    /// PDUs read leniently, or answered by their header alone.
+    pub protocol_anomalies: u64,
+    /// Segments given up after repeated drops while they were the only one in flight.
+    pub quarantined: u64,
     pub unexpected_pdus: u64,
 }
 
@@ -112,6 +118,8 @@ impl LinkStats {
             reports_received: self.reports_received.load(Relaxed),
             delivers_refused: self.delivers_refused.load(Relaxed),
             malformed_pdus: self.malformed_pdus.load(Relaxed),
+            protocol_anomalies: self.protocol_anomalies.load(Relaxed),
+            quarantined: self.quarantined.load(Relaxed),
             unexpected_pdus: self.unexpected_pdus.load(Relaxed),
         }
     }
@@ -172,6 +180,9 @@ impl LinkObserver for LinkStats {
             }
             LinkEvent::DeliverRefused => bump(&self.delivers_refused),
             LinkEvent::MalformedPdu => bump(&self.malformed_pdus),
+            LinkEvent::ProtocolAnomaly { .. } => bump(&self.protocol_anomalies),
+            LinkEvent::Quarantined { .. } => bump(&self.quarantined),
+            LinkEvent::ReconnectScheduled { .. } => {}
             LinkEvent::UnexpectedPdu { .. } => bump(&self.unexpected_pdus),
             LinkEvent::InFlight { count } => self.in_flight.store(*count as u64, Relaxed),
         }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use super::backoff::reconnect_delay;
+use super::backoff::Reconnects;
 use super::connection::{Connection, Shared};
 use super::error::SubmitError;
 use super::events::{DisconnectReason, LinkEvent, LinkState};
@@ -43,7 +43,7 @@ pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
         shared.events.emit(LinkEvent::StateChanged { state });
         status.send_replace(LinkStatus::new(state, reason));
     };
-    let mut failures = 0u32;
+    let mut reconnects = Reconnects::default();
     loop {
         if shared.shutdown.is_cancelled() {
             break;
@@ -62,9 +62,9 @@ pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
         };
         let delay = match attempt {
             Ok(transport) => {
-                failures = 0;
                 shared.connection_id += 1;
                 set_state(&shared, LinkState::Up, "logged in".into());
+                let up_since = tokio::time::Instant::now();
                 let reason = Connection::new(&mut shared, transport).run().await;
                 shared.events.emit(LinkEvent::Disconnected { reason });
                 if reason == DisconnectReason::Shutdown {
@@ -75,29 +75,22 @@ pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
                     LinkState::Down,
                     format!("connection ended: {}", reason.as_str()),
                 );
-                let c = &shared.config;
-                reconnect_delay(0, c.reconnect_min, c.reconnect_max, false)
+                reconnects.after_connection(&shared.config, up_since.elapsed())
             }
             Err(e) => {
                 set_state(&shared, LinkState::Down, format!("login failed: {e}"));
-                let c = &shared.config;
-                let delay = reconnect_delay(
-                    failures,
-                    c.reconnect_min,
-                    c.reconnect_max,
-                    e.is_auth_failure(),
-                );
-                failures = failures.saturating_add(1);
-                delay
+                reconnects.after_login_failure(&shared.config, e.is_auth_failure())
             }
         };
         tracing::debug!(?delay, "reconnecting after");
+        shared.events.emit(LinkEvent::ReconnectScheduled { delay });
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shared.shutdown.cancelled() => break,
         }
     }
-    // Closed for good: whatever is still queued was never sent; hand it back.
+    // Closed for good: whatever is still queued or left by the last connection goes back.
+    shared.give_back_lost();
     shared.commands.close();
     while let Some(pending) = shared.commands.recv().await {
         pending.finish(Err(SubmitError::Closed));

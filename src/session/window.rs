@@ -17,7 +17,8 @@ pub struct SubmitAccepted {
     pub msg_id: MsgId,
     /// Sequence_Id of the send that was answered.
     pub sequence_id: u32,
-    /// Sends of the answered request (1 unless it was resent after T).
+    /// Sends of the answered request (1 unless it was resent after T or after a dropped
+    /// connection).
     pub sends: u32,
     /// Resubmissions after Result 8 before this acceptance.
     pub flow_control_retries: u32,
@@ -28,13 +29,36 @@ pub struct SubmitAccepted {
 pub(crate) type Reply = oneshot::Sender<Result<SubmitAccepted, SubmitError>>;
 
 /// A SUBMIT owned by the link until it is answered. The permit is its slot in the window: it is
-/// released when this value is dropped, whatever the outcome.
+/// released when this value is dropped, whatever the outcome. It outlives the connection it was
+/// sent on: a request still unanswered when the connection drops is sent again on the next one,
+/// and what it went through before is counted here, so its bounds hold across reconnects.
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub pdu: Pdu,
     pub reply: Reply,
     pub _permit: OwnedSemaphorePermit,
     pub flow_control_attempts: u32,
+    /// Sends on earlier connections that dropped before answering it.
+    pub unanswered_sends: u32,
+    /// A connection dropped while it was unanswered: it could be what the ISMG chokes on, so it
+    /// goes out alone until it is answered.
+    pub suspect: bool,
+    /// Connections that dropped while it was the only request in flight on them.
+    pub blamed: u32,
+}
+
+impl Pending {
+    pub(crate) fn new(pdu: Pdu, reply: Reply, permit: OwnedSemaphorePermit) -> Pending {
+        Pending {
+            pdu,
+            reply,
+            _permit: permit,
+            flow_control_attempts: 0,
+            unanswered_sends: 0,
+            suspect: false,
+            blamed: 0,
+        }
+    }
 }
 
 impl Pending {
@@ -47,7 +71,9 @@ impl Pending {
 #[derive(Debug)]
 pub(crate) struct Sent {
     pub pending: Pending,
+    /// Sends so far, on this connection and the ones that dropped before.
     pub sends: u32,
+    /// The last send.
     pub sent_at: Instant,
 }
 
@@ -158,12 +184,11 @@ mod tests {
     fn sent(sends: u32, at: Instant) -> Sent {
         let (reply, _) = oneshot::channel();
         Sent {
-            pending: Pending {
-                pdu: Pdu::ActiveTest,
+            pending: Pending::new(
+                Pdu::ActiveTest,
                 reply,
-                _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
-                flow_control_attempts: 0,
-            },
+                Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
+            ),
             sends,
             sent_at: at,
         }

@@ -14,6 +14,7 @@ mod reports;
 mod sample;
 mod scripts;
 mod state;
+mod undecodable;
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! Sending one message: every segment through the link, retried while the link drops; then the
-//! bookkeeping, then the acknowledgement, in that order.
+//! Sending one message: every segment through the link (which carries a segment across dropped
+//! connections itself, within its bounds); then the bookkeeping, then the acknowledgement, in
+//! that order.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use super::acker::Acker;
 use crate::message::OutboundMessage;
 use crate::metrics::Metrics;
 use crate::protocol::Submit;
-use crate::session::{Link, SubmitAccepted, SubmitError};
+use crate::session::{Link, SubmitError};
 use crate::store::{Consumer, MessageStatus, OutboundEntry, SegmentRecord, now_ms};
 
 pub(crate) struct Job {
@@ -30,7 +31,7 @@ impl Job {
         message: OutboundMessage,
         submits: Vec<Submit>,
     ) {
-        let outcomes = join_all(submits.into_iter().map(|s| self.submit_until_answered(s))).await;
+        let outcomes = join_all(submits.into_iter().map(|s| self.link.submit(s))).await;
         let mut accepted = Vec::with_capacity(outcomes.len());
         let mut failure = None;
         for outcome in outcomes {
@@ -39,7 +40,8 @@ impl Job {
                     msg_id: a.msg_id.0,
                     submitted_at: now_ms(),
                 }),
-                // Shutting down with a segment unsent: leave the entry pending for a later start.
+                // The link closed for good with a segment unanswered: leave the entry pending for
+                // a later start.
                 Err(SubmitError::Closed | SubmitError::LinkLost { .. }) => {
                     self.in_flight.remove(&entry.stream_id);
                     return;
@@ -86,22 +88,6 @@ impl Job {
             self.acker.ack(entry.stream_id);
         } else {
             self.in_flight.remove(&entry.stream_id);
-        }
-    }
-
-    /// Retryable errors (the connection dropped) send the segment again once the link is back.
-    async fn submit_until_answered(&self, submit: Submit) -> Result<SubmitAccepted, SubmitError> {
-        loop {
-            match self.link.submit(submit.clone()).await {
-                Err(e) if e.is_retryable() && !self.shutdown.is_cancelled() => {
-                    tracing::debug!(error = %e, "segment handed back; sending again when the link is up");
-                    tokio::select! {
-                        _ = self.link.wait_up() => {}
-                        () = self.shutdown.cancelled() => return Err(e),
-                    }
-                }
-                other => return other,
-            }
         }
     }
 
