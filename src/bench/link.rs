@@ -26,13 +26,30 @@ pub struct LinkRun {
     pub simulator_accepted: u64,
     /// The most submits the simulator saw unanswered at once: never above the window.
     pub simulator_max_unanswered: u64,
+    /// Result 8 answers the simulator sent.
+    pub flow_control: u64,
 }
 
-/// One run: a fresh simulator and link, `count` one-segment submits with `window` in flight.
-pub async fn run(count: u64, window: usize, response_delay: Duration) -> Result<LinkRun, String> {
+/// How the simulated ISMG limits a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// The simulator's delay before each SUBMIT_RESP.
+    pub response_delay: Duration,
+    /// Share of submits answered Result 8 at random.
+    pub flow_control_ratio: f64,
+    /// Result 8 beyond this many submits per second (0 = none): the carrier's capacity.
+    pub capacity: u32,
+}
+
+/// One run: a fresh simulator and link, `count` one-segment submits with `window` in flight,
+/// each resubmitted after Result 8 within the link's default limit (30); `errors` counts those
+/// that still failed.
+pub async fn run(count: u64, window: usize, limits: Limits) -> Result<LinkRun, String> {
     let sim = simulator::start(SimulatorConfig {
         behaviour: Behaviour {
-            response_delay,
+            response_delay: limits.response_delay,
+            flow_control_ratio: limits.flow_control_ratio,
+            flow_control_above_rate: limits.capacity,
             ..Behaviour::default()
         },
         ..SimulatorConfig::default()
@@ -87,6 +104,7 @@ pub async fn run(count: u64, window: usize, response_delay: Duration) -> Result<
         rtt: Latency::from_micros(rtts),
         simulator_accepted: counters.submits_accepted,
         simulator_max_unanswered: counters.max_unanswered,
+        flow_control: counters.flow_control_sent,
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod drain;
 pub mod full_loop;
+pub mod hostile;
 pub mod ingest;
 pub mod link;
 pub mod redis_server;

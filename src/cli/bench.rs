@@ -22,6 +22,21 @@ pub enum BenchTarget {
     Ingest(IngestBenchArgs),
     /// The full loop: outbound stream to final report, with enqueue-to-report latency; MO/s.
     Loop(LoopBenchArgs),
+    /// The gateway against each hostile ISMG behaviour (copies per message, logins), then the
+    /// logins per minute of a link whose ISMG drops every connection a second after login.
+    Hostile(HostileBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HostileBenchArgs {
+    /// Messages per fault (one more goes to the number the ISMG chokes on).
+    #[arg(long, default_value_t = 1_000)]
+    pub count: u64,
+    /// How long to watch the flapping link (0 = skip it).
+    #[arg(long, default_value_t = 120)]
+    pub flap_seconds: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +93,12 @@ pub struct LinkBenchArgs {
     /// The simulator's delay before each SUBMIT_RESP (e.g. 1ms to model a distant ISMG).
     #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
     pub response_delay: Duration,
+    /// Share of submits the simulator answers Result 8 at random (e.g. 0.1).
+    #[arg(long, default_value_t = 0.0)]
+    pub flow_control_ratio: f64,
+    /// The simulator's capacity: Result 8 beyond this many submits per second (0 = none).
+    #[arg(long, default_value_t = 0)]
+    pub capacity: u32,
     /// Print each run as one JSON line instead of a table row.
     #[arg(long)]
     pub json: bool,
@@ -86,13 +107,18 @@ pub struct LinkBenchArgs {
 pub async fn run(args: &BenchArgs) -> Result<(), String> {
     match &args.target {
         BenchTarget::Link(a) => {
+            let limits = bench::link::Limits {
+                response_delay: a.response_delay,
+                flow_control_ratio: a.flow_control_ratio,
+                capacity: a.capacity,
+            };
             for &window in &a.windows {
-                let r = bench::link::run(a.count, window, a.response_delay).await?;
+                let r = bench::link::run(a.count, window, limits).await?;
                 if a.json {
                     println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
                 } else {
                     println!(
-                        "link W={:<3} {:>8} submits in {:6.2} s = {:>8.0}/s  RTT p50 {:>6} us  p90 {:>6} us  p99 {:>6} us  max {:>7} us  errors {}  sim max unanswered {}",
+                        "link W={:<3} {:>8} submits in {:6.2} s = {:>8.0}/s accepted  RTT p50 {:>6} us  p90 {:>6} us  p99 {:>6} us  max {:>7} us  Result 8 {}  errors {}  sim max unanswered {}",
                         r.window,
                         r.submits,
                         r.seconds,
@@ -101,6 +127,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                         r.rtt.p90_us,
                         r.rtt.p99_us,
                         r.rtt.max_us,
+                        r.flow_control,
                         r.errors,
                         r.simulator_max_unanswered
                     );
@@ -149,6 +176,40 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                     r.mo_seconds,
                     r.mo_per_second
                 );
+            }
+            Ok(())
+        }
+        BenchTarget::Hostile(a) => {
+            for r in bench::hostile::run(a.count).await? {
+                if a.json {
+                    println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+                } else {
+                    println!(
+                        "hostile {:<48} {:>6} messages in {:6.2} s  copies max {} mean {:.3}  logins {}  dead letters {}",
+                        r.fault,
+                        r.messages,
+                        r.seconds,
+                        r.max_copies,
+                        r.mean_copies,
+                        r.logins,
+                        r.dead_letters
+                    );
+                }
+            }
+            if a.flap_seconds > 0 {
+                let r = bench::hostile::flap(a.flap_seconds).await?;
+                if a.json {
+                    println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+                } else {
+                    let waits: Vec<String> = r.waits.iter().map(|w| format!("{w:.1}")).collect();
+                    println!(
+                        "flapping ISMG (drops each connection 1 s after login): {} logins in {:.0} s = {:.1}/min; waits (s): {}",
+                        r.logins,
+                        r.seconds,
+                        r.logins_per_minute,
+                        waits.join(" ")
+                    );
+                }
             }
             Ok(())
         }

@@ -10,10 +10,14 @@
 //! answers in intervals (≥ 100 ms and ≥ 30 answers, or 1 s): the share of Result 8 in calm
 //! intervals is the carrier's baseline; an interval whose share is clearly above it (beyond
 //! statistical noise) means we exceed its capacity. Then the limit is cut — multiplicative
-//! decrease — to the rate the carrier accepted over the last second (carriers count per second),
-//! scaled up by the baseline share (the send rate that would meet only baseline refusals),
-//! between half and nine tenths of what was being sent. Calm intervals add 5 % of the rate at the last cut — additive increase — back up to the
-//! configured limit (or, with none, until it is far above what we send, when the limit is lifted).
+//! decrease — to the rate the carrier accepted over the last second, scaled up by the baseline
+//! share (the send rate that would meet only baseline refusals), between a quarter and nine
+//! tenths of what was being sent. Carriers count per second, so once over budget everything is
+//! refused until their second ends whatever we do: after a cut the next one waits a second.
+//! Calm time adds 10 % per second of the rate at the last cut — additive increase — back up to
+//! the configured limit (or, with none, until it is far above what we send, when the limit is
+//! lifted).
+//!
 //! Segments answered Result 8 wait before their resubmission ([`Pacer::resubmit_pause`]: one
 //! round trip, doubling per attempt up to a second), so one segment cannot burn its attempts in
 //! a burst while a carrier's one-second budget is spent, yet a random refusal costs it only a
@@ -35,9 +39,12 @@ const HISTORY: usize = 20;
 /// Standard deviations above the baseline that mean congestion, and the least absolute margin.
 const NOISE_SIGMAS: f64 = 4.0;
 const MIN_MARGIN: f64 = 0.05;
-const CUT_FLOOR: f64 = 0.5;
+const CUT_FLOOR: f64 = 0.25;
 const CUT_CEILING: f64 = 0.9;
-const INCREASE: f64 = 0.05;
+/// A carrier's accounting period: one cut per period.
+const CUT_HOLD: Duration = Duration::from_secs(1);
+/// Growth per second of calm, as a share of the rate at the last cut.
+const INCREASE_PER_SECOND: f64 = 0.1;
 /// Without a configured limit, the adaptive one is lifted once it is this far above what is sent.
 const LIFT_ABOVE: f64 = 4.0;
 
@@ -83,6 +90,7 @@ pub(crate) struct Pacer {
     rtt: Duration,
     /// Recent intervals as (start, end, accepted), covering about the last second.
     recent: VecDeque<(Instant, Instant, u32)>,
+    last_cut: Option<Instant>,
 }
 
 impl Pacer {
@@ -96,6 +104,7 @@ impl Pacer {
             cut_from: 0.0,
             rtt: Duration::from_millis(1),
             recent: VecDeque::new(),
+            last_cut: None,
         }
     }
 
@@ -161,7 +170,7 @@ impl Pacer {
             {
                 self.recent.pop_front();
             }
-            self.judge(elapsed);
+            self.judge(now, elapsed);
             self.interval = Interval::new(now);
         }
     }
@@ -176,7 +185,7 @@ impl Pacer {
             .min(1.0)
     }
 
-    fn judge(&mut self, elapsed: Duration) {
+    fn judge(&mut self, now: Instant, elapsed: Duration) {
         let Interval {
             sent,
             answered,
@@ -191,15 +200,20 @@ impl Pacer {
         };
         let noise = (baseline.max(0.01) * (1.0 - baseline) / f64::from(answered)).sqrt();
         let congested = share > baseline + (NOISE_SIGMAS * noise).max(MIN_MARGIN);
+        let sending = f64::from(sent) / elapsed.as_secs_f64();
         if !congested {
             if self.calm.len() == HISTORY {
                 self.calm.pop_front();
             }
             self.calm.push_back(share);
-            self.increase(f64::from(sent) / elapsed.as_secs_f64());
+            self.increase(sending, elapsed);
             return;
         }
-        let sending = f64::from(sent) / elapsed.as_secs_f64();
+        // The carrier's period that refused us is not over yet: the last cut shows next period.
+        if self.last_cut.is_some_and(|at| now < at + CUT_HOLD) {
+            return;
+        }
+        self.last_cut = Some(now);
         let accepting = self.accepted_last_second();
         let from = if self.current > 0.0 {
             self.current.min(sending.max(MIN_RATE))
@@ -231,11 +245,11 @@ impl Pacer {
         }
     }
 
-    fn increase(&mut self, sending: f64) {
+    fn increase(&mut self, sending: f64, calm: Duration) {
         if self.current <= 0.0 || !(self.current < self.configured || self.configured == 0.0) {
             return;
         }
-        self.current += (self.cut_from * INCREASE).max(MIN_RATE);
+        self.current += (self.cut_from * INCREASE_PER_SECOND * calm.as_secs_f64()).max(MIN_RATE);
         if self.configured > 0.0 {
             self.current = self.current.min(self.configured);
         } else if self.current > sending * LIFT_ABOVE && self.current > self.cut_from * 2.0 {
@@ -402,10 +416,7 @@ mod tests {
             Duration::from_secs(10),
             Duration::from_secs(5),
         );
-        assert!(
-            (1_700.0..=2_001.0).contains(&accepted),
-            "{accepted:.0}/s"
-        );
+        assert!((1_700.0..=2_001.0).contains(&accepted), "{accepted:.0}/s");
         assert!(p.current_rate() <= 3_000.0);
         // Without the capacity limit the configured rate is reached again.
         let (accepted, p) = carrier(
