@@ -23,11 +23,20 @@ use crate::worker::Worker;
 
 const REDIS_RETRY: Duration = Duration::from_secs(1);
 
-/// Runs until `shutdown` is cancelled. `bound` receives the HTTP address once listening.
+/// Who to tell when start-up reaches a stage; each receives the HTTP address.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// As soon as the HTTP port is bound (Redis may not answer yet).
+    pub listening: Option<oneshot::Sender<SocketAddr>>,
+    /// Once Redis answered and everything runs.
+    pub running: Option<oneshot::Sender<SocketAddr>>,
+}
+
+/// Runs until `shutdown` is cancelled, telling `progress` how far start-up got.
 pub async fn run(
     config: GatewayConfig,
     shutdown: CancellationToken,
-    bound: Option<oneshot::Sender<SocketAddr>>,
+    progress: Progress,
 ) -> Result<(), String> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
@@ -41,6 +50,9 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.http.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(tx) = progress.listening {
+        let _ = tx.send(addr);
+    }
     let metrics_task = match config.metrics.bind {
         Some(bind) => {
             let listener = TcpListener::bind(bind)
@@ -90,7 +102,7 @@ pub async fn run(
             tracing::info!(http = %addr, "gateway running, HTTP ingress only (no CMPP link here)")
         }
     }
-    if let Some(tx) = bound {
+    if let Some(tx) = progress.running {
         let _ = tx.send(addr);
     }
 
