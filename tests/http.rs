@@ -856,3 +856,69 @@ async fn chunked_post(addr: std::net::SocketAddr, chunks: &[&str]) -> (u16, Stri
         .unwrap_or(0);
     (status, text)
 }
+
+/// Redis down when the gateway starts: from the moment the port is bound, `/healthz` answers
+/// 200, `/readyz` 503 with the reason, the API 503 with `Retry-After`; once Redis is up, a send
+/// goes through to the ISMG without restarting the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_up_is_503_until_it_comes() {
+    use crate::common::gateway;
+    use crate::common::http_client::{get as tcp_get, post_json as tcp_post};
+
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let sim = gateway::simulator(cmpp_gateway::simulator::Behaviour::default()).await;
+    let gw = gateway::start_listening(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
+    let answer = |path: &'static str| {
+        let addr = gw.http;
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), tcp_get(addr, path))
+                .await
+                .unwrap_or_else(|_| panic!("{path} does not answer while Redis is down"))
+        }
+    };
+    assert_eq!(answer("/healthz").await.status, 200);
+    let ready = answer("/readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.json()["error"].as_str().unwrap().contains("redis"));
+    let link = answer("/v1/link").await;
+    assert_eq!(link.status, 503, "{}", link.body);
+    let msg = json!({"to": "13800138000", "text": "after redis"});
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        tcp_post(gw.http, "/v1/messages", &msg),
+    )
+    .await
+    .expect("a send does not hang while Redis is down");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("2"));
+    assert_eq!(refused.json()["error"], "redis unavailable");
+
+    redis.restart();
+    let until = Instant::now() + Duration::from_secs(20);
+    let accepted = loop {
+        let resp = tcp_post(gw.http, "/v1/messages", &msg).await;
+        if resp.status == 202 {
+            break resp.json();
+        }
+        assert_eq!(resp.status, 503, "{}", resp.body);
+        assert!(
+            Instant::now() < until,
+            "no 202 within 20 s of Redis starting"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = accepted["messages"][0]["id"].as_str().unwrap().to_owned();
+    let until = Instant::now() + Duration::from_secs(20);
+    while sim.recorded_submits().is_empty() {
+        assert!(Instant::now() < until, "{id} never reached the ISMG");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer("/readyz").await.status, 200);
+    gw.stop().await;
+}

@@ -14,6 +14,7 @@ mod crash;
 mod dashboards;
 mod decode_cli;
 mod http;
+mod http_limits;
 mod link;
 mod link_chaos;
 mod log_secrets;

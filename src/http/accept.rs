@@ -93,7 +93,7 @@ pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Bat
 pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpError> {
     state.check_backlog().await?;
     let answer = serde_json::to_string(&batch.answer).map_err(|_| HttpError::Internal)?;
-    let store = state.store();
+    let store = state.store()?;
     let enqueued = state
         .store_call(
             "enqueue",

@@ -45,7 +45,10 @@ pub fn routes(
         .and(api_key(state.clone()))
         .and(query)
         .and(optional_header("content-type"))
-        .and(capped(state.config().http.max_body_bytes))
+        .and(capped(
+            state.config().http.max_body_bytes,
+            state.config().http.body_timeout,
+        ))
         .map(|query, content_type, body| (query, content_type, body));
     path.and(get.or(post).unify())
         .and(with_state(state))

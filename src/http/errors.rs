@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use warp::http::StatusCode;
-use warp::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use warp::http::header::{CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::reject::Rejection;
 use warp::reply::Response;
 
@@ -24,6 +24,8 @@ pub enum HttpError {
     UnsupportedMediaType { expected: &'static str },
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge { limit: u64 },
+    #[error("the request body did not arrive within {}", humantime::format_duration(*.after))]
+    BodyTimeout { after: std::time::Duration },
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("{0}")]
@@ -65,6 +67,7 @@ impl HttpError {
             HttpError::MalformedJson(_) | HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
             HttpError::NotFound(_) => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -110,6 +113,10 @@ impl HttpError {
         }
         if matches!(self, HttpError::Unauthorized) {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, HttpError::BodyTimeout { .. }) {
+            // The rest of the body may still come; the connection cannot be reused.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
