@@ -11,6 +11,8 @@ use warp::reply::Response;
 use super::models::ErrorBody;
 use crate::message::{Invalid, InvalidKind};
 
+const MAYBE_ENQUEUED: &str = "; the message may have been accepted: retry with the same id";
+
 /// Why a request was not served.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {
@@ -40,6 +42,16 @@ pub enum HttpError {
     /// Redis refused, timed out or is not reachable.
     #[error("redis unavailable")]
     Unavailable,
+    /// A send that was not confirmed: `cause` is [`Unavailable`](Self::Unavailable) or
+    /// [`BacklogFull`](Self::BacklogFull). `id` is the request's id to retry with (the caller's,
+    /// or the one the gateway made); `maybe_enqueued` when the enqueue itself got no answer,
+    /// so Redis may still have run it.
+    #[error("{cause}{}", if *.maybe_enqueued { MAYBE_ENQUEUED } else { "" })]
+    NotConfirmed {
+        cause: Box<HttpError>,
+        id: String,
+        maybe_enqueued: bool,
+    },
     /// `/readyz`: why this instance should get no traffic.
     #[error("{0}")]
     NotReady(String),
@@ -75,6 +87,15 @@ impl HttpError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::NotConfirmed { cause, .. } => cause.status(),
+        }
+    }
+
+    /// The id to retry with, when a send was not confirmed.
+    pub fn retry_id(&self) -> Option<&str> {
+        match self {
+            HttpError::NotConfirmed { id, .. } => Some(id),
+            _ => None,
         }
     }
 
@@ -91,6 +112,7 @@ impl HttpError {
         match self {
             HttpError::BacklogFull => Some(1),
             HttpError::Unavailable => Some(2),
+            HttpError::NotConfirmed { cause, .. } => cause.retry_after(),
             _ => None,
         }
     }
@@ -105,6 +127,7 @@ impl HttpError {
         let body = ErrorBody {
             error: self.to_string(),
             field: self.field(),
+            id: self.retry_id(),
         };
         let mut resp = json_response(self.status(), &body);
         let headers = resp.headers_mut();
@@ -195,6 +218,28 @@ mod tests {
             assert_eq!(e.status().as_u16(), status);
             assert_eq!(e.field(), Some("to"));
         }
+    }
+
+    #[test]
+    fn an_unconfirmed_send_names_the_id_to_retry_with() {
+        let e = HttpError::NotConfirmed {
+            cause: Box::new(HttpError::BacklogFull),
+            id: "order-7".into(),
+            maybe_enqueued: false,
+        };
+        assert_eq!((e.status().as_u16(), e.retry_after()), (503, Some(1)));
+        assert_eq!(e.to_string(), "outbound backlog over limit");
+        let e = HttpError::NotConfirmed {
+            cause: Box::new(HttpError::Unavailable),
+            id: "order-7".into(),
+            maybe_enqueued: true,
+        };
+        assert_eq!(e.retry_after(), Some(2));
+        assert_eq!(
+            e.to_string(),
+            "redis unavailable; the message may have been accepted: retry with the same id"
+        );
+        assert_eq!(e.retry_id(), Some("order-7"));
     }
 
     #[test]

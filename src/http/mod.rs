@@ -23,17 +23,19 @@
 //! (`null` on the last page); numbers are searched whole, `+86`/`86` prefixes removed; an
 //! unknown parameter is a 400, a bad value a 400/422 naming it ([`params`]).
 //!
-//! Every error is JSON `{"error": "...", "field": "..."}` (`field` when it is about one). With
-//! `api_keys` set, every route but the health checks needs `Authorization: Bearer <key>` or
-//! `X-API-Key: <key>`. Every request gets an `X-Request-Id` (the caller's, or a new one) and one
-//! log line. HTTP serves before Redis has answered: the health checks
+//! Every error is JSON `{"error": "...", "field": "..."}` (`field` when it is about one; a 503
+//! to a send also has `id`, the id to retry with). With `api_keys` set, every route but the
+//! health checks needs `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every request gets
+//! an `X-Request-Id` (the caller's, or a new one) and one log line; every answer
+//! `X-Content-Type-Options: nosniff`. HTTP serves before Redis has answered: the health checks
 //! at once, the rest 503 until then ([`HttpState::starting`]).
 //!
 //! # Layout (vector's warp layout)
 //! - [`filters`]: the routes as warp filters, one `.recover()`.
 //! - [`handlers`]: what each route does; [`compat`]: `/submit` and `/send`, filters and handler.
 //! - [`accept`]: request → validated messages → backlog check → one atomic enqueue.
-//! - [`models`]: the JSON read and written; [`errors`]: [`HttpError`] with `status()`, `recover`.
+//! - [`models`]: the JSON read and written ([`json`]: parsed refusing a key given twice);
+//!   [`errors`]: [`HttpError`] with `status()`, `recover`.
 //! - [`auth`], [`body`] (content type, size cap, time limit), [`request_log`] (ids, log line),
 //!   [`rates`] (link rates), [`state`] ([`HttpState`]).
 //! - [`server`]: connections on hyper with a cap, timeouts ([`connection_clock`]) and a
@@ -51,6 +53,7 @@ mod console;
 mod errors;
 mod filters;
 mod handlers;
+mod json;
 mod models;
 mod params;
 mod rates;
