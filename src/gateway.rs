@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
-use crate::http::{self, HttpState};
+use crate::http::{self, ConnectionLimits, HttpState};
 use crate::inbound::Receiver;
 use crate::metrics::Metrics;
 use crate::metrics::link::LinkMetrics;
@@ -23,11 +23,20 @@ use crate::worker::Worker;
 
 const REDIS_RETRY: Duration = Duration::from_secs(1);
 
-/// Runs until `shutdown` is cancelled. `bound` receives the HTTP address once listening.
+/// Who to tell when start-up reaches a stage; each receives the HTTP address.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// As soon as the HTTP port is bound (Redis may not answer yet).
+    pub listening: Option<oneshot::Sender<SocketAddr>>,
+    /// Once Redis answered and everything runs.
+    pub running: Option<oneshot::Sender<SocketAddr>>,
+}
+
+/// Runs until `shutdown` is cancelled, telling `progress` how far start-up got.
 pub async fn run(
     config: GatewayConfig,
     shutdown: CancellationToken,
-    bound: Option<oneshot::Sender<SocketAddr>>,
+    progress: Progress,
 ) -> Result<(), String> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
@@ -49,61 +58,88 @@ pub async fn run(
             Some(tokio::spawn(http::serve_metrics(
                 listener,
                 metrics.clone(),
+                ConnectionLimits::for_metrics(&config.http),
                 shutdown.clone(),
             )))
         }
         None => None,
     };
-
-    tracing::info!(redis = %config.redis.redacted_url(), "connecting to redis");
-    let Some(store) = retry_redis(&shutdown, || {
-        Store::connect(&config.redis, config.store.clone())
-    })
-    .await
-    else {
-        return Ok(());
-    };
-    let sampler_task = tokio::spawn(sampler::run(
-        store.clone(),
-        config.worker.group.clone(),
-        metrics.clone(),
-        config.metrics.sample_interval,
-        shutdown.clone(),
-    ));
-    // An ingress-only instance serves HTTP into the stream; the link and the worker live
-    // elsewhere (carriers limit connections per account).
-    let sending = if config.ingress_only {
-        None
-    } else {
-        match Sending::start(&config, &store, &metrics, &shutdown).await {
-            Some(sending) => Some(sending),
-            None => return Ok(()),
-        }
-    };
-
-    let link = sending.as_ref().map(|s| s.link.clone());
-    let state = Arc::new(HttpState::new(store, config.clone(), link, metrics));
-    let http_task = tokio::spawn(http::serve(listener, state, shutdown.clone()));
-    match &sending {
-        Some(_) => tracing::info!(http = %addr, cmpp = %config.link.addr, "gateway running"),
-        None => {
-            tracing::info!(http = %addr, "gateway running, HTTP ingress only (no CMPP link here)")
-        }
-    }
-    if let Some(tx) = bound {
+    // HTTP answers from here on, before Redis does: the health checks at once, the rest 503
+    // until the store is connected (a load balancer's check fails fast instead of hanging).
+    let state = Arc::new(HttpState::starting(config.clone(), metrics.clone()));
+    let http_task = tokio::spawn(http::serve(listener, state.clone(), shutdown.clone()));
+    if let Some(tx) = progress.listening {
         let _ = tx.send(addr);
     }
 
+    let started = Started::start(&config, &metrics, &state, &shutdown).await;
+    if let Some(started) = &started {
+        match &started.sending {
+            Some(_) => tracing::info!(http = %addr, cmpp = %config.link.addr, "gateway running"),
+            None => {
+                tracing::info!(http = %addr, "gateway running, HTTP ingress only (no CMPP link here)")
+            }
+        }
+        if let Some(tx) = progress.running {
+            let _ = tx.send(addr);
+        }
+    }
+
     shutdown.cancelled().await;
-    if let Some(sending) = sending {
-        sending.stop(config.link.close_timeout).await;
+    if let Some(started) = started {
+        if let Some(sending) = started.sending {
+            sending.stop(config.link.close_timeout).await;
+        }
+        let _ = started.sampler_task.await;
     }
     let _ = http_task.await;
-    let _ = sampler_task.await;
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// What starts once Redis answers.
+struct Started {
+    sampler_task: JoinHandle<()>,
+    /// `None` on an ingress-only instance.
+    sending: Option<Sending>,
+}
+
+impl Started {
+    /// Connects to Redis (waiting for it as long as it takes), starts the sending side, the
+    /// metrics sampler, and hands the store and the link to HTTP. `None` if shutdown came first.
+    async fn start(
+        config: &Arc<GatewayConfig>,
+        metrics: &Arc<Metrics>,
+        state: &HttpState,
+        shutdown: &CancellationToken,
+    ) -> Option<Started> {
+        tracing::info!(redis = %config.redis.redacted_url(), "connecting to redis");
+        let store = retry_redis(shutdown, || {
+            Store::connect(&config.redis, config.store.clone())
+        })
+        .await?;
+        // An ingress-only instance serves HTTP into the stream; the link and the worker live
+        // elsewhere (carriers limit connections per account).
+        let sending = if config.ingress_only {
+            None
+        } else {
+            Some(Sending::start(config, &store, metrics, shutdown).await?)
+        };
+        let sampler_task = tokio::spawn(sampler::run(
+            store.clone(),
+            config.worker.group.clone(),
+            metrics.clone(),
+            config.metrics.sample_interval,
+            shutdown.clone(),
+        ));
+        state.connect(store, sending.as_ref().map(|s| s.link.clone()));
+        Some(Started {
+            sampler_task,
+            sending,
+        })
+    }
 }
 
 /// The sending and receiving side: the link, the worker that drains the stream over it, and

@@ -498,6 +498,10 @@ fn validation_errors_name_the_source_and_the_key() {
         ("key_prefix", json!("my prefix"), "without spaces"),
         ("worker_batch", json!(0), "between 1 and 100000"),
         ("inbound_maxlen", json!(0), "at least 1"),
+        ("http_header_timeout", json!(0), "greater than zero"),
+        ("http_body_timeout", json!("0s"), "greater than zero"),
+        ("http_idle_timeout", json!(0), "greater than zero"),
+        ("http_max_connections", json!(0), "between 1 and 1000000"),
     ];
     for (key, value, fragment) in cases {
         let json = old_with(json!({ key: value.clone() }));
@@ -635,6 +639,45 @@ fn malformed_json_names_the_file_line_and_column() {
         err.to_string(),
         "t.json: the top level must be a JSON object"
     );
+}
+
+#[test]
+fn http_connection_limits() {
+    use cmpp_gateway::config::connection_cap::{DEFAULT_CEILING, open_file_limit, resolve};
+    use serde_json::json;
+    let c = parse(&old_with(json!({}))).unwrap();
+    assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.body_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.http.shutdown_timeout, Duration::from_secs(10));
+    let derived = resolve(None, 0, open_file_limit()).unwrap().connections;
+    assert_eq!(c.http.max_connections as u64, derived);
+    assert!((1..=DEFAULT_CEILING).contains(&derived));
+
+    let c = parse(&old_with(json!({
+        "http_header_timeout": "5s",
+        "http_body_timeout": 20,
+        "http_idle_timeout": "2m",
+        "http_shutdown_timeout": 0,
+        "http_max_connections": 10,
+    })))
+    .unwrap();
+    assert_eq!(c.http.header_timeout, Duration::from_secs(5));
+    assert_eq!(c.http.body_timeout, Duration::from_secs(20));
+    assert_eq!(c.http.idle_timeout, Duration::from_secs(120));
+    assert_eq!(c.http.shutdown_timeout, Duration::ZERO);
+    assert_eq!(c.http.max_connections, 10);
+
+    // A cap that leaves the process too few descriptors is refused, naming the key.
+    if let Some(limit) = open_file_limit().filter(|l| *l <= 1_000_000) {
+        let err = parse(&old_with(json!({"http_max_connections": limit})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.json: key \"http_max_connections\": ") && err.contains("open files"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

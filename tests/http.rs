@@ -526,7 +526,13 @@ async fn redis_down_is_503_promptly_and_recovers_without_a_new_state() {
         started.elapsed()
     );
     let b = assert_error(&resp, 503, None);
-    assert_eq!(b["error"], "redis unavailable");
+    // The (cached) backlog check passed, the enqueue failed: the gateway cannot tell whether
+    // Redis ran it before going away.
+    assert_eq!(
+        b["error"],
+        "redis unavailable; the message may have been accepted: retry with the same id"
+    );
+    assert!(b["id"].is_string(), "{b}");
     assert_eq!(header(&resp, "retry-after"), Some("2"));
 
     let resp = tokio::time::timeout(Duration::from_secs(10), call(&state, get("/readyz")))
@@ -542,12 +548,17 @@ async fn redis_down_is_503_promptly_and_recovers_without_a_new_state() {
     .unwrap();
     let b = body(&resp);
     assert_eq!(
-        (
-            resp.status().as_u16(),
-            b["result"].as_i64(),
-            b["error"].as_str()
-        ),
-        (200, Some(-2), Some("redis unavailable"))
+        (resp.status().as_u16(), b["result"].as_i64()),
+        (200, Some(-2))
+    );
+    // No id can be passed here: the answer names the id to look up instead.
+    let id = b["id"].as_str().unwrap();
+    assert_eq!(
+        b["error"].as_str().unwrap(),
+        format!(
+            "redis unavailable; the message may have been accepted: look up GET /v1/messages/{id} \
+             before sending it again"
+        )
     );
     let resp = tokio::time::timeout(Duration::from_secs(10), call(&state, get("/v1/messages/x")))
         .await
@@ -855,4 +866,235 @@ async fn chunked_post(addr: std::net::SocketAddr, chunks: &[&str]) -> (u16, Stri
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, text)
+}
+
+/// A key given twice in a JSON body is refused, naming the key, instead of the last one winning.
+#[tokio::test]
+async fn a_json_key_given_twice_is_refused() {
+    let redis = RedisServer::start();
+    let state = state(&redis).await;
+    let post_text = |text: &'static str| {
+        warp::test::request()
+            .method("POST")
+            .path("/v1/messages")
+            .header("content-type", "application/json")
+            .body(text)
+    };
+    let twice = r#"{"to": "13800138000", "text": "hi", "to": "13900139000"}"#;
+    let resp = call(&state, post_text(twice)).await;
+    let b = assert_error(&resp, 400, Some("to"));
+    assert!(b["error"].as_str().unwrap().contains("\"to\""), "{b}");
+    // Unknown keys and keys inside nested values are named too.
+    let nested = r#"{"to": ["13800138000"], "text": "hi", "x": {"a": 1, "a": 2}}"#;
+    let resp = call(&state, post_text(nested)).await;
+    let b = assert_error(&resp, 400, None);
+    assert!(b["error"].as_str().unwrap().contains("\"a\""), "{b}");
+    assert!(entries(&redis).await.is_empty());
+}
+
+/// `/submit` and `/send` with a parameter given twice are refused (`result: -1`), not sent to
+/// one of the two numbers.
+#[tokio::test]
+async fn the_original_routes_refuse_a_parameter_given_twice() {
+    let redis = RedisServer::start();
+    let state = state(&redis).await;
+    let refused = |resp: Response<Bytes>| {
+        let b = body(&resp);
+        assert_eq!(resp.status(), 200);
+        assert_eq!(b["result"], -1, "{b}");
+        b["error"].as_str().unwrap().to_owned()
+    };
+    let error = refused(
+        call(
+            &state,
+            get("/submit?dest=13800138000&dest=13900139000&cont=x"),
+        )
+        .await,
+    );
+    assert!(error.starts_with("dest:"), "{error}");
+    let error = refused(
+        call(
+            &state,
+            warp::test::request()
+                .method("POST")
+                .path("/send?dest=13800138000")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("dest=13900139000&cont=x"),
+        )
+        .await,
+    );
+    assert!(error.starts_with("dest:"), "{error}");
+    let error = refused(call(&state, get("/send?dest=13800138000&cont=a&cont=b")).await);
+    assert!(error.starts_with("cont:"), "{error}");
+    assert!(entries(&redis).await.is_empty());
+}
+
+/// Every answer tells browsers not to guess its type: JSON answers, errors, the console.
+#[tokio::test]
+async fn every_answer_says_nosniff() {
+    let redis = RedisServer::start();
+    let state = state_with(&redis, json!({"api_keys": ["k"]})).await;
+    let requests = [
+        get("/healthz"),
+        get("/readyz"),
+        get("/v1/link"),
+        get("/v1/link").header("x-api-key", "k"),
+        get("/v1/messages/none").header("x-api-key", "k"),
+        get("/no/such/route"),
+        get("/submit?dest=1&cont=x").header("x-api-key", "k"),
+        post_json(&json!({"to": "13800138000", "text": "hi"})).header("x-api-key", "k"),
+        post_json(&json!({"to": "1"})).header("x-api-key", "k"),
+        get("/"),
+    ];
+    for request in requests {
+        let resp = call(&state, request).await;
+        assert_eq!(
+            header(&resp, "x-content-type-options"),
+            Some("nosniff"),
+            "{} {:?}",
+            resp.status(),
+            resp.body()
+        );
+    }
+}
+
+/// A store call that times out may still have enqueued the message (the script runs once Redis
+/// gets to it): the 503 says so and carries the id to retry with, and a retry with that id is
+/// an idempotent replay, whether the caller gave the id or the gateway made it.
+#[tokio::test]
+async fn a_503_after_a_store_timeout_gives_the_id_to_retry_with() {
+    let redis = RedisServer::start();
+    // No backlog check: the enqueue itself is what times out.
+    let config = config(
+        &redis,
+        json!({"redis_timeout": "30s", "outbound_backlog_limit": 0}),
+    );
+    let store = Store::connect(&config.redis, config.store.clone())
+        .await
+        .unwrap();
+    let state = Arc::new(
+        HttpState::new(store, config, None, Arc::new(Metrics::new()))
+            .with_store_deadline(Duration::from_millis(300)),
+    );
+    let mut conn = redis_conn(&redis).await;
+    // Loads the enqueue script: a first EVALSHA answered NOSCRIPT after the pause would have
+    // nobody left to load it and try again.
+    let warm_up = json!({"to": "13600136000", "text": "warm-up"});
+    assert_eq!(call(&state, post_json(&warm_up)).await.status(), 202);
+    let _: () = redis::cmd("DEL")
+        .arg(STREAM)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let given = json!({"to": ["13800138000", "13900139000"], "text": "hi", "id": "order-9"});
+    let generated = json!({"to": "13700137000", "text": "hi"});
+    let mut retry_ids = Vec::new();
+    for msg in [&given, &generated] {
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(1000)
+            .arg("WRITE")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let resp = call(&state, post_json(msg)).await;
+        let b = assert_error(&resp, 503, None);
+        assert_eq!(header(&resp, "retry-after"), Some("2"));
+        assert!(
+            b["error"]
+                .as_str()
+                .unwrap()
+                .contains("retry with the same id"),
+            "{b}"
+        );
+        let id = b["id"].as_str().unwrap_or_else(|| panic!("no id: {b}"));
+        retry_ids.push(id.to_owned());
+        // The paused enqueue runs once the pause ends.
+        let until = Instant::now() + Duration::from_secs(10);
+        while entries(&redis).await.len() < msg["to"].as_array().map_or(1, Vec::len) {
+            assert!(Instant::now() < until, "the paused enqueue never ran");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _: () = redis::cmd("DEL")
+            .arg(STREAM)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert_eq!(retry_ids[0], "order-9");
+
+    for (msg, id) in [(&given, &retry_ids[0]), (&generated, &retry_ids[1])] {
+        let mut retry = msg.clone();
+        retry["id"] = json!(id);
+        let resp = call(&state, post_json(&retry)).await;
+        assert_eq!(resp.status(), 202, "{:?}", resp.body());
+        assert_eq!(header(&resp, "idempotent-replayed"), Some("true"));
+    }
+    assert!(entries(&redis).await.is_empty(), "a retry adds nothing");
+}
+
+/// Redis down when the gateway starts: from the moment the port is bound, `/healthz` answers
+/// 200, `/readyz` 503 with the reason, the API 503 with `Retry-After`; once Redis is up, a send
+/// goes through to the ISMG without restarting the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_up_is_503_until_it_comes() {
+    use crate::common::gateway;
+    use crate::common::http_client::{get as tcp_get, post_json as tcp_post};
+
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let sim = gateway::simulator(cmpp_gateway::simulator::Behaviour::default()).await;
+    let gw = gateway::start_listening(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false}),
+    ))
+    .await;
+    let answer = |path: &'static str| {
+        let addr = gw.http;
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), tcp_get(addr, path))
+                .await
+                .unwrap_or_else(|_| panic!("{path} does not answer while Redis is down"))
+        }
+    };
+    assert_eq!(answer("/healthz").await.status, 200);
+    let ready = answer("/readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.json()["error"].as_str().unwrap().contains("redis"));
+    let link = answer("/v1/link").await;
+    assert_eq!(link.status, 503, "{}", link.body);
+    let msg = json!({"to": "13800138000", "text": "after redis"});
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        tcp_post(gw.http, "/v1/messages", &msg),
+    )
+    .await
+    .expect("a send does not hang while Redis is down");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("2"));
+    assert_eq!(refused.json()["error"], "redis unavailable");
+
+    redis.restart();
+    let until = Instant::now() + Duration::from_secs(20);
+    let accepted = loop {
+        let resp = tcp_post(gw.http, "/v1/messages", &msg).await;
+        if resp.status == 202 {
+            break resp.json();
+        }
+        assert_eq!(resp.status, 503, "{}", resp.body);
+        assert!(
+            Instant::now() < until,
+            "no 202 within 20 s of Redis starting"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = accepted["messages"][0]["id"].as_str().unwrap().to_owned();
+    let until = Instant::now() + Duration::from_secs(20);
+    while sim.recorded_submits().is_empty() {
+        assert!(Instant::now() < until, "{id} never reached the ISMG");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer("/readyz").await.status, 200);
+    gw.stop().await;
 }

@@ -15,6 +15,7 @@ mod dashboards;
 mod decode_cli;
 mod hostile_ismg;
 mod http;
+mod http_limits;
 mod link;
 mod link_chaos;
 mod log_secrets;

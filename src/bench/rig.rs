@@ -60,12 +60,34 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
-    /// Starts it and waits until HTTP listens.
+    /// Starts it and waits until everything runs (Redis answered, HTTP serving).
     pub async fn start(config: GatewayConfig) -> Result<RunningGateway, String> {
-        let shutdown = CancellationToken::new();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(crate::gateway::run(config, shutdown.clone(), Some(tx)));
-        match rx.await {
+        let progress = crate::gateway::Progress {
+            running: Some(tx),
+            ..Default::default()
+        };
+        RunningGateway::start_until(config, progress, rx).await
+    }
+
+    /// Starts it and returns as soon as the HTTP port is bound, before Redis need answer.
+    pub async fn start_listening(config: GatewayConfig) -> Result<RunningGateway, String> {
+        let (tx, rx) = oneshot::channel();
+        let progress = crate::gateway::Progress {
+            listening: Some(tx),
+            ..Default::default()
+        };
+        RunningGateway::start_until(config, progress, rx).await
+    }
+
+    async fn start_until(
+        config: GatewayConfig,
+        progress: crate::gateway::Progress,
+        reached: oneshot::Receiver<SocketAddr>,
+    ) -> Result<RunningGateway, String> {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(crate::gateway::run(config, shutdown.clone(), progress));
+        match reached.await {
             Ok(http) => Ok(RunningGateway {
                 http,
                 shutdown,

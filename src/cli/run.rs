@@ -37,7 +37,7 @@ pub async fn run(config: GatewayConfig) -> Result<(), String> {
         wait_for_signal().await;
         trigger.cancel();
     });
-    crate::gateway::run(config, shutdown, None).await
+    crate::gateway::run(config, shutdown, Default::default()).await
 }
 
 async fn wait_for_signal() {

@@ -94,6 +94,11 @@ raw_config! {
     api_keys: Vec<Secret>,
     max_body_bytes: u64,
     readyz_requires_link: bool,
+    http_header_timeout: Duration,
+    http_body_timeout: Duration,
+    http_idle_timeout: Duration,
+    http_shutdown_timeout: Duration,
+    http_max_connections: u64,
     ingress_only: bool,
     metrics_host: String,
     metrics_port: u64,
@@ -186,7 +191,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 59);
+        assert_eq!(KEYS.len(), 64);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Secrets (`password`, `redis_password`, the password inside `redis_url`, `api_keys`) are held in
 //! [`Secret`]s and never appear in an error, a warning or a `Debug` print.
 
+pub mod connection_cap;
 mod env;
 mod error;
 mod file;
@@ -98,6 +99,19 @@ pub struct HttpConfig {
     pub max_body_bytes: u64,
     /// `/readyz` fails while the CMPP link is down.
     pub readyz_requires_link: bool,
+    /// A request head must arrive within this long of its first byte (of the connection, for
+    /// the first request).
+    pub header_timeout: Duration,
+    /// A request body must arrive within this long once the handler starts reading it.
+    pub body_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed; a response the client
+    /// does not read for this long ends the connection too.
+    pub idle_timeout: Duration,
+    /// After shutdown, how long requests in progress may take before their connections are cut.
+    pub shutdown_timeout: Duration,
+    /// Most open HTTP connections: `http_max_connections`, or derived from the open-file limit
+    /// ([`connection_cap`]).
+    pub max_connections: usize,
 }
 
 #[derive(Clone)]
@@ -580,7 +594,7 @@ impl Check<'_> {
             }
         }
         let ingress_only = raw.ingress_only.unwrap_or(false);
-        let http = HttpConfig {
+        let mut http = HttpConfig {
             bind: SocketAddr::new(ip, http_port),
             api_keys,
             max_body_bytes: self.int("max_body_bytes", raw.max_body_bytes, 65536, 1, u64::MAX)?,
@@ -594,6 +608,31 @@ impl Check<'_> {
                 }
                 (requires, ingress_only) => requires.unwrap_or(true) && !ingress_only,
             },
+            header_timeout: self.dur(
+                "http_header_timeout",
+                raw.http_header_timeout,
+                Duration::from_secs(10),
+                true,
+            )?,
+            body_timeout: self.dur(
+                "http_body_timeout",
+                raw.http_body_timeout,
+                Duration::from_secs(10),
+                true,
+            )?,
+            idle_timeout: self.dur(
+                "http_idle_timeout",
+                raw.http_idle_timeout,
+                Duration::from_secs(60),
+                true,
+            )?,
+            shutdown_timeout: self.dur(
+                "http_shutdown_timeout",
+                raw.http_shutdown_timeout,
+                Duration::from_secs(10),
+                false,
+            )?,
+            max_connections: 0, // below, once the metrics listener is known
         };
 
         // Metrics: on the HTTP address, and on a second one when metrics_port is set.
@@ -611,6 +650,21 @@ impl Check<'_> {
             }
             (None, None) => None,
         };
+        let configured_cap = raw
+            .http_max_connections
+            .map(|v| self.int("http_max_connections", Some(v), 0, 1, 1_000_000))
+            .transpose()?;
+        let reserved = match metrics_bind {
+            Some(_) => connection_cap::METRICS_CONNECTIONS,
+            None => 0,
+        };
+        let cap =
+            connection_cap::resolve(configured_cap, reserved, connection_cap::open_file_limit())
+                .map_err(|m| self.err("http_max_connections", m))?;
+        if let Some(warning) = cap.warning {
+            warnings.push(format!("{}: {warning}", self.place("http_max_connections")));
+        }
+        http.max_connections = cap.connections as usize;
         let metrics = MetricsConfig {
             bind: metrics_bind,
             sample_interval: self.dur(

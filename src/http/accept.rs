@@ -20,8 +20,9 @@ const MAX_CALLER_ID: usize = 64;
 pub struct Batch {
     pub messages: Vec<OutboundMessage>,
     pub answer: Accepted,
-    /// The caller's id, the idempotency key.
-    pub idempotency: Option<String>,
+    /// The idempotency key: the caller's id, else the first message's generated id, so that a
+    /// 503 can name an id whose retry is idempotent too.
+    pub idempotency: String,
 }
 
 /// What the client gets: the JSON answer, and whether it is the stored answer of an earlier
@@ -82,24 +83,37 @@ pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Bat
         });
         messages.push(msg);
     }
+    let idempotency = req.id.unwrap_or_else(|| messages[0].id.clone());
     Ok(Batch {
         messages,
         answer: Accepted { messages: accepted },
-        idempotency: req.id,
+        idempotency,
     })
 }
 
-/// Checks the backlog, then enqueues the whole batch. Answers only after Redis has it.
+/// Checks the backlog, then enqueues the whole batch. Answers only after Redis has it; a 503
+/// carries the id to retry with ([`HttpError::NotConfirmed`]).
 pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpError> {
-    state.check_backlog().await?;
+    let not_confirmed = |maybe_enqueued| {
+        move |cause: HttpError| match cause {
+            HttpError::Unavailable | HttpError::BacklogFull => HttpError::NotConfirmed {
+                cause: Box::new(cause),
+                id: batch.idempotency.clone(),
+                maybe_enqueued,
+            },
+            other => other,
+        }
+    };
+    state.check_backlog().await.map_err(not_confirmed(false))?;
     let answer = serde_json::to_string(&batch.answer).map_err(|_| HttpError::Internal)?;
-    let store = state.store();
+    let store = state.store().map_err(not_confirmed(false))?;
     let enqueued = state
         .store_call(
             "enqueue",
-            store.enqueue(&batch.messages, batch.idempotency.as_deref(), &answer),
+            store.enqueue(&batch.messages, Some(&batch.idempotency), &answer),
         )
-        .await?;
+        .await
+        .map_err(not_confirmed(true))?;
     Ok(match enqueued {
         Enqueued::Added(body) => {
             state.note_enqueued(batch.messages.len());
@@ -177,7 +191,10 @@ mod tests {
         assert_eq!(ids, [("o-1", "13800138000"), ("o-2", "13900139000")]);
         let b = prepare(req(&["13800138000", "13900139000"], None), &cfg(), 5).unwrap();
         assert_ne!(b.messages[0].id, b.messages[1].id);
-        assert_eq!(b.idempotency, None);
+        assert_eq!(
+            b.idempotency, b.messages[0].id,
+            "a made-up id to retry with"
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ async fn list_messages(
     let page = state
         .store_call(
             "message list",
-            state.store().message_page(&search, cursor.as_ref(), limit),
+            state.store()?.message_page(&search, cursor.as_ref(), limit),
         )
         .await?;
     Ok(json_response(StatusCode::OK, &page))
@@ -102,7 +102,7 @@ async fn list_stream(
     known.extend(number_param);
     let params = Params::parse(query, &known)?;
     let limit = params.limit()?;
-    let store = state.store();
+    let store = state.store()?;
     let keys = store.keys();
     let number = number_param
         .map(|p| params.number(p))

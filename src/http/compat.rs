@@ -8,8 +8,10 @@
 //! Requests refused before they reach this handler keep their HTTP status and JSON error:
 //! 401 (API keys, when configured), 413 (body over the cap), 404/405 (routing).
 //!
-//! Form values take precedence over query values, like Go's `Request.FormValue`. Text that is
-//! not valid UTF-8 is read as GBK, which older clients in China often send.
+//! Parameters come from the query and the form alike; one given more than once (twice in one,
+//! or in both) is refused with `result: -1`, where the original took the first: a second `dest`
+//! must not silently go unsent. Text that is not valid UTF-8 is read as GBK, which older
+//! clients in China often send.
 
 use std::sync::Arc;
 
@@ -45,7 +47,10 @@ pub fn routes(
         .and(api_key(state.clone()))
         .and(query)
         .and(optional_header("content-type"))
-        .and(capped(state.config().http.max_body_bytes))
+        .and(capped(
+            state.config().http.max_body_bytes,
+            state.config().http.body_timeout,
+        ))
         .map(|query, content_type, body| (query, content_type, body));
     path.and(get.or(post).unify())
         .and(with_state(state))
@@ -70,15 +75,25 @@ async fn submit(
             id,
         },
         Err(e) => {
-            let result = if matches!(e, HttpError::Unavailable | HttpError::BacklogFull) {
+            let result = if e.status() == StatusCode::SERVICE_UNAVAILABLE {
                 -2
             } else {
                 -1
             };
+            // These routes take no id, so a retry cannot be idempotent: the caller gets the id
+            // the message may have been accepted under, to look it up before sending again.
+            let id = match &e {
+                HttpError::NotConfirmed {
+                    id,
+                    maybe_enqueued: true,
+                    ..
+                } => id.clone(),
+                _ => String::new(),
+            };
             CompatAnswer {
                 result,
                 error: compat_reason(&e),
-                id: String::new(),
+                id,
             }
         }
     };
@@ -99,16 +114,11 @@ async fn accept_one(
         params = parse_form(body)?;
     }
     params.extend(parse_form(query.as_bytes())?);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let dest = param("dest").ok_or_else(|| Invalid::malformed("to", "missing"))?;
-    let cont = param("cont").ok_or_else(|| Invalid::malformed("text", "missing"))?;
+    let dest = once(&params, "dest", "to")?.ok_or_else(|| Invalid::malformed("to", "missing"))?;
+    let cont =
+        once(&params, "cont", "text")?.ok_or_else(|| Invalid::malformed("text", "missing"))?;
     let mut template = OutboundMessage::text("", "", cont);
-    template.src_ext = param("src").unwrap_or_default();
+    template.src_ext = once(&params, "src", "src_ext")?.unwrap_or_default();
     let request = SendRequest {
         to: vec![dest],
         id: None,
@@ -117,6 +127,19 @@ async fn accept_one(
     let batch = accept::prepare(request, &state.config().message, now_ms())?;
     accept::enqueue(state, &batch).await?;
     Ok(batch.messages[0].id.clone())
+}
+
+/// The value of parameter `name` (reported as `field`), if given; given twice is an error.
+fn once(
+    params: &[(String, String)],
+    name: &str,
+    field: &'static str,
+) -> Result<Option<String>, Invalid> {
+    let mut values = params.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+    match (values.next(), values.next()) {
+        (Some(_), Some(_)) => Err(Invalid::malformed(field, "given more than once")),
+        (value, _) => Ok(value.cloned()),
+    }
 }
 
 /// The reason with the original's parameter names (`dest`, not `to`).
@@ -131,6 +154,14 @@ fn compat_reason(e: &HttpError) -> String {
             };
             format!("{name}: {}", i.reason)
         }
+        HttpError::NotConfirmed {
+            cause,
+            id,
+            maybe_enqueued: true,
+        } => format!(
+            "{cause}; the message may have been accepted: look up GET /v1/messages/{id} before \
+             sending it again"
+        ),
         other => other.to_string(),
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! The page may only run its own script and talk to its own origin (Content-Security-Policy):
 //! even if a message's text were ever rendered as HTML by mistake, an injected script would
-//! not run.
+//! not run. `X-Content-Type-Options: nosniff` comes with every answer (`request_log::finish`).
 
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use warp::http::{HeaderName, StatusCode};
@@ -48,10 +48,6 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     headers.insert(
         HeaderName::from_static("content-security-policy"),
         HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        HeaderName::from_static("x-content-type-options"),
-        HeaderValue::from_static("nosniff"),
     );
     headers.insert(
         HeaderName::from_static("referrer-policy"),

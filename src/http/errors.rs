@@ -4,12 +4,14 @@
 use std::convert::Infallible;
 
 use warp::http::StatusCode;
-use warp::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use warp::http::header::{CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::reject::Rejection;
 use warp::reply::Response;
 
 use super::models::ErrorBody;
 use crate::message::{Invalid, InvalidKind};
+
+const MAYBE_ENQUEUED: &str = "; the message may have been accepted: retry with the same id";
 
 /// Why a request was not served.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -24,6 +26,8 @@ pub enum HttpError {
     UnsupportedMediaType { expected: &'static str },
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge { limit: u64 },
+    #[error("the request body did not arrive within {}", humantime::format_duration(*.after))]
+    BodyTimeout { after: std::time::Duration },
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("{0}")]
@@ -38,6 +42,16 @@ pub enum HttpError {
     /// Redis refused, timed out or is not reachable.
     #[error("redis unavailable")]
     Unavailable,
+    /// A send that was not confirmed: `cause` is [`Unavailable`](Self::Unavailable) or
+    /// [`BacklogFull`](Self::BacklogFull). `id` is the request's id to retry with (the caller's,
+    /// or the one the gateway made); `maybe_enqueued` when the enqueue itself got no answer,
+    /// so Redis may still have run it.
+    #[error("{cause}{}", if *.maybe_enqueued { MAYBE_ENQUEUED } else { "" })]
+    NotConfirmed {
+        cause: Box<HttpError>,
+        id: String,
+        maybe_enqueued: bool,
+    },
     /// `/readyz`: why this instance should get no traffic.
     #[error("{0}")]
     NotReady(String),
@@ -65,6 +79,7 @@ impl HttpError {
             HttpError::MalformedJson(_) | HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
             HttpError::NotFound(_) => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -72,6 +87,15 @@ impl HttpError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::NotConfirmed { cause, .. } => cause.status(),
+        }
+    }
+
+    /// The id to retry with, when a send was not confirmed.
+    pub fn retry_id(&self) -> Option<&str> {
+        match self {
+            HttpError::NotConfirmed { id, .. } => Some(id),
+            _ => None,
         }
     }
 
@@ -88,6 +112,7 @@ impl HttpError {
         match self {
             HttpError::BacklogFull => Some(1),
             HttpError::Unavailable => Some(2),
+            HttpError::NotConfirmed { cause, .. } => cause.retry_after(),
             _ => None,
         }
     }
@@ -102,6 +127,7 @@ impl HttpError {
         let body = ErrorBody {
             error: self.to_string(),
             field: self.field(),
+            id: self.retry_id(),
         };
         let mut resp = json_response(self.status(), &body);
         let headers = resp.headers_mut();
@@ -110,6 +136,10 @@ impl HttpError {
         }
         if matches!(self, HttpError::Unauthorized) {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, HttpError::BodyTimeout { .. }) {
+            // The rest of the body may still come; the connection cannot be reused.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
@@ -188,6 +218,28 @@ mod tests {
             assert_eq!(e.status().as_u16(), status);
             assert_eq!(e.field(), Some("to"));
         }
+    }
+
+    #[test]
+    fn an_unconfirmed_send_names_the_id_to_retry_with() {
+        let e = HttpError::NotConfirmed {
+            cause: Box::new(HttpError::BacklogFull),
+            id: "order-7".into(),
+            maybe_enqueued: false,
+        };
+        assert_eq!((e.status().as_u16(), e.retry_after()), (503, Some(1)));
+        assert_eq!(e.to_string(), "outbound backlog over limit");
+        let e = HttpError::NotConfirmed {
+            cause: Box::new(HttpError::Unavailable),
+            id: "order-7".into(),
+            maybe_enqueued: true,
+        };
+        assert_eq!(e.retry_after(), Some(2));
+        assert_eq!(
+            e.to_string(),
+            "redis unavailable; the message may have been accepted: retry with the same id"
+        );
+        assert_eq!(e.retry_id(), Some("order-7"));
     }
 
     #[test]

@@ -75,12 +75,13 @@ fn readyz(state: Arc<HttpState>) -> impl Filter<Extract = (Response,), Error = R
 fn send_messages(
     state: Arc<HttpState>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.config().http.max_body_bytes;
+    let http = &state.config().http;
+    let body = capped(http.max_body_bytes, http.body_timeout);
     warp::path!("v1" / "messages")
         .and(warp::post())
         .and(api_key(state.clone()))
         .and(content_type("application/json"))
-        .and(capped(limit))
+        .and(body)
         .and(with_state(state))
         .and(request_id())
         .and_then(|body, state, id| respond(id, handlers::send_messages(state, body)))

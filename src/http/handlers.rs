@@ -28,8 +28,11 @@ pub async fn healthz() -> Result<Response, HttpError> {
 
 /// `GET /readyz`: Redis answers, and the link is up when `readyz_requires_link`.
 pub async fn readyz(state: Arc<HttpState>) -> Result<Response, HttpError> {
+    let store = state
+        .store()
+        .map_err(|_| HttpError::NotReady("redis unavailable: not reached since start-up".into()))?;
     state
-        .store_call("ping", state.store().ping())
+        .store_call("ping", store.ping())
         .await
         .map_err(|_| HttpError::NotReady("redis unavailable".into()))?;
     if state.config().http.readyz_requires_link {
@@ -73,14 +76,15 @@ pub async fn send_messages(state: Arc<HttpState>, body: Bytes) -> Result<Respons
 
 /// `GET /v1/messages/{id}`.
 pub async fn message_state(state: Arc<HttpState>, id: String) -> Result<Response, HttpError> {
-    match state.store_call("state", state.store().state(&id)).await? {
+    match state.store_call("state", state.store()?.state(&id)).await? {
         Some(message) => Ok(json_response(StatusCode::OK, &message)),
         None => Err(HttpError::NotFound("no such message")),
     }
 }
 
-/// `GET /v1/link`.
+/// `GET /v1/link`: 503 until start-up has reached Redis (the link starts after it).
 pub async fn link(state: Arc<HttpState>) -> Result<Response, HttpError> {
+    state.store()?;
     Ok(json_response(StatusCode::OK, &link_view(&state)))
 }
 

@@ -23,18 +23,23 @@
 //! (`null` on the last page); numbers are searched whole, `+86`/`86` prefixes removed; an
 //! unknown parameter is a 400, a bad value a 400/422 naming it ([`params`]).
 //!
-//! Every error is JSON `{"error": "...", "field": "..."}` (`field` when it is about one). With
-//! `api_keys` set, every route but the health checks needs `Authorization: Bearer <key>` or
-//! `X-API-Key: <key>`. Every request gets an `X-Request-Id` (the caller's, or a new one) and one
-//! log line.
+//! Every error is JSON `{"error": "...", "field": "..."}` (`field` when it is about one; a 503
+//! to a send also has `id`, the id to retry with). With `api_keys` set, every route but the
+//! health checks needs `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every request gets
+//! an `X-Request-Id` (the caller's, or a new one) and one log line; every answer
+//! `X-Content-Type-Options: nosniff`. HTTP serves before Redis has answered: the health checks
+//! at once, the rest 503 until then ([`HttpState::starting`]).
 //!
 //! # Layout (vector's warp layout)
 //! - [`filters`]: the routes as warp filters, one `.recover()`.
 //! - [`handlers`]: what each route does; [`compat`]: `/submit` and `/send`, filters and handler.
 //! - [`accept`]: request → validated messages → backlog check → one atomic enqueue.
-//! - [`models`]: the JSON read and written; [`errors`]: [`HttpError`] with `status()`, `recover`.
-//! - [`auth`], [`body`] (content type, size cap), [`request_log`] (ids, log line),
+//! - [`models`]: the JSON read and written ([`json`]: parsed refusing a key given twice);
+//!   [`errors`]: [`HttpError`] with `status()`, `recover`.
+//! - [`auth`], [`body`] (content type, size cap, time limit), [`request_log`] (ids, log line),
 //!   [`rates`] (link rates), [`state`] ([`HttpState`]).
+//! - [`server`]: connections on hyper with a cap, timeouts ([`connection_clock`]) and a
+//!   shutdown deadline.
 //! - The console: [`console`] (the page), [`browse`] (lists), [`stats`] (cards, send-form
 //!   settings), [`params`] (list query strings).
 
@@ -43,20 +48,24 @@ mod auth;
 mod body;
 mod browse;
 mod compat;
+mod connection_clock;
 mod console;
 mod errors;
 mod filters;
 mod handlers;
+mod json;
 mod models;
 mod params;
 mod rates;
 mod request_log;
+mod server;
 mod state;
 mod stats;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use warp::{Filter, Reply};
@@ -66,6 +75,7 @@ pub use handlers::IDEMPOTENT_REPLAYED;
 pub use models::{Accepted, AcceptedMessage, CompatAnswer};
 pub use rates::Rates;
 pub use request_log::X_REQUEST_ID;
+pub use server::{ConnectionLimits, MAX_BUF};
 pub use state::{BACKLOG_CACHE, HttpState, STORE_DEADLINE};
 
 /// Every route, ready for `warp::serve` or `warp::test`.
@@ -79,33 +89,33 @@ pub fn routes(
 pub async fn serve_metrics(
     listener: TcpListener,
     metrics: Arc<crate::metrics::Metrics>,
+    limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics listening");
     }
+    let registry = metrics.clone();
     let route = warp::path!("metrics")
         .and(warp::get())
-        .map(move || handlers::metrics(&metrics));
-    warp::serve(route)
-        .incoming(listener)
-        .graceful(shutdown.cancelled_owned())
-        .run()
-        .await;
+        .map(move || handlers::metrics(&registry));
+    let service = TowerToHyperService::new(warp::service(route));
+    server::serve_connections(listener, service, limits, &metrics, "metrics", shutdown).await;
 }
 
-/// Serves on `listener` until `shutdown` is cancelled, then lets requests in progress finish.
-/// Also samples the link's counters every second for `/v1/link`'s rates.
+/// Serves on `listener` until `shutdown` is cancelled, then lets requests in progress finish
+/// within `http_shutdown_timeout`. Until the state is connected to Redis, the health checks
+/// answer and the rest is 503. Also samples the link's counters every second for
+/// `/v1/link`'s rates.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "http listening");
     }
     let sampler = tokio::spawn(rates::run_sampler(state.clone(), shutdown.clone()));
-    warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(shutdown.clone().cancelled_owned())
-        .run()
-        .await;
+    let limits = ConnectionLimits::for_http(&state.config().http);
+    let metrics = state.metrics().clone();
+    let service = TowerToHyperService::new(warp::service(routes(state)));
+    server::serve_connections(listener, service, limits, &metrics, "http", shutdown).await;
     sampler.abort();
     tracing::info!("http stopped");
 }

@@ -3,12 +3,14 @@
 //! The request body is read field by field from a `serde_json::Map` rather than derived, so
 //! every error names the field it is about (`{"error": "...", "field": "to"}`), numbers are
 //! accepted where people write them (`"to": 13800138000`), and unknown fields are refused (a
-//! typo like `"src-ext"` must not silently send from the wrong number).
+//! typo like `"src-ext"` must not silently send from the wrong number), as are keys given twice
+//! ([`json`](super::json)).
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::errors::HttpError;
+use super::json::{self, StrictJsonError};
 use crate::message::{Content, Invalid, InvalidKind, OutboundMessage};
 use crate::session::LinkStatsSnapshot;
 use crate::text::Coding;
@@ -44,8 +46,16 @@ pub struct SendRequest {
 
 impl SendRequest {
     pub fn from_json(body: &[u8]) -> Result<SendRequest, HttpError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| HttpError::MalformedJson(e.to_string()))?;
+        let value = json::parse(body).map_err(|e| match e {
+            StrictJsonError::Syntax(e) => HttpError::MalformedJson(e.to_string()),
+            StrictJsonError::DuplicateKey { key, line } => {
+                let reason = format!("the key {key:?} is given more than once (line {line})");
+                match FIELDS.iter().find(|f| **f == key) {
+                    Some(field) => Invalid::malformed(field, reason).into(),
+                    None => HttpError::BadRequest(reason),
+                }
+            }
+        })?;
         let Value::Object(map) = value else {
             return Err(HttpError::BadRequest(
                 "the body must be a JSON object".into(),
@@ -203,10 +213,13 @@ pub struct AcceptedMessage {
 
 /// Every error answer.
 #[derive(Debug, Serialize)]
-pub struct ErrorBody {
+pub struct ErrorBody<'a> {
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
+    /// On a 503 to a send: the id to retry with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
 }
 
 /// The original gateway's answer: `result` 0 accepted, -1 refused, -2 try again later.

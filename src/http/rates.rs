@@ -91,8 +91,13 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// Samples the link's counters every second until shutdown. Does nothing without a link.
+/// Samples the link's counters every second until shutdown, from when the state is connected.
+/// Does nothing without a link.
 pub async fn run_sampler(state: Arc<HttpState>, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.wait_connected() => {}
+        () = shutdown.cancelled() => return,
+    }
     let Some(link) = state.link().cloned() else {
         return;
     };

@@ -10,6 +10,7 @@ use std::future::Future;
 
 use tracing::Instrument;
 use warp::filters::path::FullPath;
+use warp::http::header::X_CONTENT_TYPE_OPTIONS;
 use warp::http::{HeaderValue, Method};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -86,9 +87,13 @@ pub async fn respond(
     Ok(resp)
 }
 
-/// Sets `X-Request-Id` if no handler did, counts the request and logs its line.
+/// Sets `X-Request-Id` if no handler did, counts the request and logs its line. Every answer
+/// also gets `X-Content-Type-Options: nosniff`: a browser must not run a JSON body (which may
+/// echo message text) as anything else.
 pub fn finish(metrics: &Metrics, meta: RequestMeta, reply: impl Reply) -> Response {
     let mut resp = reply.into_response();
+    resp.headers_mut()
+        .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     let id = match resp
         .headers()
         .get(X_REQUEST_ID)

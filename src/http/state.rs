@@ -1,10 +1,14 @@
 //! What every handler shares: the store, the configuration, the link handle, and two small
 //! caches (the backlog, the rate samples).
+//!
+//! HTTP serves from the moment its port is bound, before Redis has answered: until the store
+//! and the link are [connected](HttpState::connect), every store call is "redis unavailable".
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::errors::HttpError;
@@ -21,15 +25,22 @@ pub const STORE_DEADLINE: Duration = Duration::from_secs(5);
 pub const BACKLOG_CACHE: Duration = Duration::from_secs(1);
 
 pub struct HttpState {
-    store: Store,
+    /// Set once, when Redis first answered.
+    backend: OnceLock<Backend>,
+    connected: Notify,
     config: Arc<GatewayConfig>,
-    link: Option<Link>,
     store_deadline: Duration,
     /// The last measured backlog plus what this process enqueued since, and when it was measured.
     /// An async mutex: concurrent requests wait for one XINFO instead of each sending their own.
     backlog: tokio::sync::Mutex<Option<(Instant, u64)>>,
     rates: Mutex<RateSampler>,
     metrics: Arc<Metrics>,
+}
+
+/// What exists once Redis has answered.
+struct Backend {
+    store: Store,
+    link: Option<Link>,
 }
 
 impl HttpState {
@@ -41,14 +52,44 @@ impl HttpState {
         link: Option<Link>,
         metrics: Arc<Metrics>,
     ) -> HttpState {
+        let state = HttpState::starting(config, metrics);
+        state.connect(store, link);
+        state
+    }
+
+    /// A state without a store yet: the API answers 503 until [`connect`](Self::connect).
+    pub fn starting(config: Arc<GatewayConfig>, metrics: Arc<Metrics>) -> HttpState {
         HttpState {
-            store,
+            backend: OnceLock::new(),
+            connected: Notify::new(),
             config,
-            link,
             store_deadline: STORE_DEADLINE,
             backlog: tokio::sync::Mutex::new(None),
             rates: Mutex::new(RateSampler::default()),
             metrics,
+        }
+    }
+
+    /// Hands over the store (and the link) once Redis answered; later calls change nothing.
+    pub fn connect(&self, store: Store, link: Option<Link>) {
+        if self.backend.set(Backend { store, link }).is_ok() {
+            self.connected.notify_waiters();
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.backend.get().is_some()
+    }
+
+    /// Returns once [`connect`](Self::connect) was called.
+    pub async fn wait_connected(&self) {
+        loop {
+            // Created before the check, so a `connect` in between still wakes it.
+            let notified = self.connected.notified();
+            if self.is_connected() {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -62,8 +103,15 @@ impl HttpState {
         self
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The store; "redis unavailable" until Redis first answered.
+    pub fn store(&self) -> Result<&Store, HttpError> {
+        match self.backend.get() {
+            Some(backend) => Ok(&backend.store),
+            None => {
+                self.unavailable("redis");
+                Err(HttpError::Unavailable)
+            }
+        }
     }
 
     pub fn config(&self) -> &GatewayConfig {
@@ -71,7 +119,7 @@ impl HttpState {
     }
 
     pub fn link(&self) -> Option<&Link> {
-        self.link.as_ref()
+        self.backend.get()?.link.as_ref()
     }
 
     pub(crate) fn rates(&self) -> &Mutex<RateSampler> {
@@ -104,7 +152,7 @@ impl HttpState {
     /// limit). Admission is by the backlog before the request, so a batch may overshoot the
     /// limit by at most its own size, and a batch larger than the limit is not refused forever.
     pub(crate) async fn check_backlog(&self) -> Result<(), HttpError> {
-        let limit = self.store.config().outbound_backlog_limit;
+        let limit = self.store()?.config().outbound_backlog_limit;
         if limit == 0 {
             return Ok(());
         }
@@ -130,7 +178,7 @@ impl HttpState {
         }
         let group = &self.config.worker.group;
         let value = self
-            .store_call("backlog", self.store.backlog(group))
+            .store_call("backlog", self.store()?.backlog(group))
             .await?;
         *cached = Some((Instant::now(), value));
         Ok(value)

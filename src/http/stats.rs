@@ -60,7 +60,7 @@ pub fn routes(
 }
 
 async fn stats(state: Arc<HttpState>) -> Result<Response, HttpError> {
-    let store = state.store();
+    let store = state.store()?;
     let dead_letters = store.keys().dead_letters();
     // One multiplexed connection: the three calls travel together. The backlog is read afresh,
     // not from the 503 check's cache, which may run up to a second ahead (it adds this

@@ -61,6 +61,9 @@ pub struct Families {
     pub http_duration: HistogramVec,
     pub http_unavailable: IntCounterVec,
     pub http_accepted: IntCounter,
+    pub http_connections: IntGaugeVec,
+    pub http_connection_limit: IntGaugeVec,
+    pub http_connection_timeouts: IntCounterVec,
     // Build.
     pub build_info: IntGaugeVec,
     pub start_time: Gauge,
@@ -259,6 +262,21 @@ impl Families {
                 "cmpp_http_messages_accepted_total",
                 "Messages accepted into the outbound stream by HTTP",
             ),
+            http_connections: r.gauges(
+                "cmpp_http_connections",
+                "Open HTTP connections by listener",
+                &["listener"],
+            ),
+            http_connection_limit: r.gauges(
+                "cmpp_http_connection_limit",
+                "Most HTTP connections a listener keeps open at once",
+                &["listener"],
+            ),
+            http_connection_timeouts: r.counters(
+                "cmpp_http_connection_timeouts_total",
+                "HTTP connections closed by a timeout, by listener and kind",
+                &["listener", "kind"],
+            ),
             build_info: r.gauges(
                 "cmpp_build_info",
                 "Always 1: the version and git commit of this build",
@@ -305,6 +323,13 @@ impl Families {
         }
         for reason in ["redis", "backlog"] {
             self.http_unavailable.with_label_values(&[reason]);
+        }
+        for listener in ["http", "metrics"] {
+            self.http_connections.with_label_values(&[listener]);
+            for kind in ["header", "idle", "shutdown"] {
+                self.http_connection_timeouts
+                    .with_label_values(&[listener, kind]);
+            }
         }
     }
 }

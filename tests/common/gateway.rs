@@ -76,6 +76,21 @@ pub async fn start(config: GatewayConfig) -> RunningGateway {
     }
 }
 
+/// [`start`] that returns once the HTTP port is bound, without waiting for Redis.
+pub async fn start_listening(config: GatewayConfig) -> RunningGateway {
+    let inner = tokio::time::timeout(
+        Duration::from_secs(20),
+        rig::RunningGateway::start_listening(config),
+    )
+    .await
+    .expect("gateway binds within 20 s")
+    .expect("gateway starts");
+    RunningGateway {
+        http: inner.http,
+        inner,
+    }
+}
+
 /// What most end-to-end tests start with: their own redis-server, a recording simulator with
 /// `behaviour`, and the gateway between them with the test config plus `extra`.
 pub struct Stack {
