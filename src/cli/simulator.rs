@@ -66,6 +66,9 @@ pub struct SimulatorArgs {
     /// Answer logins with a wrong AuthenticatorISMG.
     #[arg(long)]
     pub bad_authenticator: bool,
+    /// Answer every CONNECT in the 30-byte CMPP 2.0 layout, as a 2.0-only ISMG does.
+    #[arg(long = "answer-v20")]
+    pub answer_v20: bool,
     /// Resend a DELIVER not acknowledged within this long (default 5s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub deliver_retry: Option<Duration>,
@@ -152,6 +155,9 @@ impl SimulatorArgs {
         }
         if flags.bad_authenticator {
             b.bad_authenticator = true;
+        }
+        if flags.answer_v20 {
+            b.answer_v20 = true;
         }
         if let Some(v) = flags.deliver_retry {
             b.deliver_retry = v;
@@ -294,6 +300,7 @@ mod tests {
             "--window",
             "16",
             "--ignore-heartbeats",
+            "--answer-v20",
         ])
         .unwrap();
         assert_eq!(c.control, None);
@@ -303,6 +310,7 @@ mod tests {
         assert_eq!(c.behaviour.report_layout, ReportLayout::Compact60);
         assert_eq!(c.behaviour.window, 16);
         assert!(c.behaviour.ignore_heartbeats);
+        assert!(c.behaviour.answer_v20);
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub struct Behaviour {
     pub heartbeat_interval: Duration,
     /// Most DELIVERs one connection may have unanswered, so a slow client is not flooded.
     pub deliver_window: usize,
+    /// Act as an ISMG that speaks only CMPP 2.0: every CONNECT is answered in the 30-byte 2.0
+    /// layout with Version 0x20, whatever the client announced, and the session goes on in 2.0.
+    pub answer_v20: bool,
 }
 
 impl Default for Behaviour {
@@ -123,6 +126,7 @@ impl Default for Behaviour {
             deliver_retry: Duration::from_secs(5),
             heartbeat_interval: Duration::ZERO,
             deliver_window: 16,
+            answer_v20: false,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::protocol::{Deliver, MsgId, Packet, Pdu};
+use crate::protocol::{Deliver, MsgId, Packet, Pdu, ReportLayout, Version};
 
 /// What a DELIVER carries; decides which counters it moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,26 @@ impl Entry {
             packet: Packet::new(0, Pdu::Deliver(deliver)),
             kind,
             sends: 0,
+        }
+    }
+
+    /// A 2.0 session reads only the 60-byte report body: a report queued in the 3.0 layout (the
+    /// account speaks 3.0, this session 2.0) is rewritten before it goes out.
+    pub fn fit_version(&mut self, version: Version) {
+        let Pdu::Deliver(d) = &mut self.packet.pdu else {
+            return;
+        };
+        let compact = ReportLayout::Compact60;
+        if version != Version::V20
+            || self.kind != DeliverKind::Report
+            || d.msg_content.len() == compact.body_len()
+        {
+            return;
+        }
+        if let Some(Ok(report)) = d.report()
+            && let Ok(content) = report.encode(compact)
+        {
+            d.msg_content = content;
         }
     }
 
