@@ -336,3 +336,73 @@ async fn redelivered_reports_of_a_known_message_are_written_once() {
     );
     gw.stop().await;
 }
+
+/// A peer that gives every SUBMIT the same Msg_Id: the first message keeps the correlation (its
+/// reports, and every later report under that Msg_Id, are its own), the later message keeps its
+/// Msg_Id and names the message that holds it, and the repeat is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_msg_id_keeps_the_first_messages_correlation() {
+    use cmpp_gateway::store::Submitted;
+
+    let gateway::Stack { redis, sim, gw } = gateway::stack(
+        Behaviour {
+            repeat_msg_id: true,
+            ..reports_on_request()
+        },
+        json!({}),
+    )
+    .await;
+    let first = send(gw.http, "first").await;
+    let msg_id = first_msg_id(gw.http, &first).await;
+    let second = send(gw.http, "second").await;
+    assert_eq!(first_msg_id(gw.http, &second).await, msg_id, "one Msg_Id");
+
+    let mut conn = connect(&redis).await;
+    let packed: Vec<u8> = redis::cmd("GET")
+        .arg(format!("cmpp:msgid:{msg_id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let holder: Submitted = rmp_serde::from_slice(&packed).unwrap();
+    assert_eq!(holder.id, first, "the first message's correlation is kept");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = state(gw.http, &second).await;
+        if s["segments"][0]["msg_id_taken_by"] == first.as_str() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the later message never names the holder: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scrape = get(gw.http, "/metrics").await.body;
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l == "cmpp_msg_id_duplicates_total 1"),
+        "counted once: {}",
+        scrape
+            .lines()
+            .filter(|l| l.contains("duplicates"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+
+    for _ in 0..2 {
+        sim.send_report(ReportRequest {
+            sp_id: None,
+            msg_id,
+            destination: "13800138000".into(),
+            stat: Some("DELIVRD".into()),
+            src_id: "1064899104221".into(),
+            service_id: "JSASXW".into(),
+        })
+        .unwrap();
+    }
+    wait_reports(&redis, &first, 2).await;
+    assert_eq!(state(gw.http, &first).await["status"], "delivered");
+    assert_eq!(state(gw.http, &second).await["status"], "submitted");
+    gw.stop().await;
+}

@@ -406,6 +406,26 @@ async fn msg_ids_are_unique_and_carry_gateway_code_and_time() {
 }
 
 #[tokio::test]
+async fn repeat_msg_id_gives_every_submit_the_same_msg_id_and_reports_it() {
+    let sim = start(Behaviour {
+        repeat_msg_id: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut client = Client::v30(&sim).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        client.send(submit(&["13800000001"], 1)).await;
+        let (_, resp) = client.submit_resp().await;
+        ids.push(resp.msg_id);
+        let (seq, d) = client.deliver().await;
+        assert_eq!(d.report().unwrap().unwrap().msg_id, resp.msg_id);
+        client.ack(seq, &d, 0).await;
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+}
+
+#[tokio::test]
 async fn reports_carry_the_submit_msg_ids_and_the_configured_stat() {
     let sim = start(Behaviour {
         stat_mix: vec![("UNDELIV".into(), 1)],

@@ -49,6 +49,7 @@ pub struct Families {
     // Worker and streams.
     pub worker_messages: IntCounterVec,
     pub dead_letters: IntCounterVec,
+    pub msg_id_duplicates: IntCounter,
     pub stream_length: IntGaugeVec,
     pub group_pending: IntGaugeVec,
     pub group_lag: IntGaugeVec,
@@ -205,6 +206,10 @@ impl Families {
                 "cmpp_dead_letters_total",
                 "Entries written to the dead-letter stream",
                 &["status"],
+            ),
+            msg_id_duplicates: r.counter(
+                "cmpp_msg_id_duplicates_total",
+                "Msg_Ids the ISMG gave a segment that another message already holds",
             ),
             stream_length: r.gauges("cmpp_stream_length", "Entries in each stream", &["stream"]),
             group_pending: r.gauges(

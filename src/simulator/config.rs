@@ -107,6 +107,9 @@ pub struct Behaviour {
     /// Act as an ISMG that speaks only CMPP 2.0: every CONNECT is answered in the 30-byte 2.0
     /// layout with Version 0x20, whatever the client announced, and the session goes on in 2.0.
     pub answer_v20: bool,
+    /// Give every accepted SUBMIT the same Msg_Id (and report it under that id), as a broken
+    /// peer does.
+    pub repeat_msg_id: bool,
 }
 
 impl Default for Behaviour {
@@ -127,6 +130,7 @@ impl Default for Behaviour {
             heartbeat_interval: Duration::ZERO,
             deliver_window: 16,
             answer_v20: false,
+            repeat_msg_id: false,
         }
     }
 }
