@@ -11,12 +11,12 @@ use cmpp_gateway::simulator::{Behaviour, ReportRequest};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-async fn reports(redis: &RedisServer) -> Vec<Entry> {
+pub(crate) async fn reports(redis: &RedisServer) -> Vec<Entry> {
     streams::entries(&mut connect(redis).await, "cmpp:reports").await
 }
 
 /// Waits until the reports stream holds `n` entries for message `id`.
-async fn wait_reports(redis: &RedisServer, id: &str, n: usize) -> Vec<Entry> {
+pub(crate) async fn wait_reports(redis: &RedisServer, id: &str, n: usize) -> Vec<Entry> {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let mine: Vec<Entry> = reports(redis)
@@ -37,12 +37,24 @@ async fn wait_reports(redis: &RedisServer, id: &str, n: usize) -> Vec<Entry> {
     }
 }
 
-async fn state(http: std::net::SocketAddr, id: &str) -> Value {
+pub(crate) async fn state(http: std::net::SocketAddr, id: &str) -> Value {
     get(http, &format!("/v1/messages/{id}")).await.json()
 }
 
+/// A report with `stat` for `msg_id`, as the simulator's control route sends it.
+pub(crate) fn report_for(msg_id: u64, stat: &str) -> ReportRequest {
+    ReportRequest {
+        sp_id: None,
+        msg_id,
+        destination: "13800138000".into(),
+        stat: Some(stat.into()),
+        src_id: "1064899104221".into(),
+        service_id: "JSASXW".into(),
+    }
+}
+
 /// A simulator that sends no report of its own: the test sends them.
-fn reports_on_request() -> Behaviour {
+pub(crate) fn reports_on_request() -> Behaviour {
     Behaviour {
         report_delay: Duration::from_secs(3600),
         ..Behaviour::default()
@@ -50,7 +62,7 @@ fn reports_on_request() -> Behaviour {
 }
 
 /// Waits until message `id` is submitted; its first segment's Msg_Id.
-async fn first_msg_id(http: std::net::SocketAddr, id: &str) -> u64 {
+pub(crate) async fn first_msg_id(http: std::net::SocketAddr, id: &str) -> u64 {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let s = state(http, id).await;
@@ -62,7 +74,7 @@ async fn first_msg_id(http: std::net::SocketAddr, id: &str) -> u64 {
     }
 }
 
-async fn send(http: std::net::SocketAddr, text: &str) -> String {
+pub(crate) async fn send(http: std::net::SocketAddr, text: &str) -> String {
     let r = post_json(
         http,
         "/v1/messages",
@@ -177,15 +189,7 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
     let gateway::Stack { redis, sim, gw } =
         gateway::stack(reports_on_request(), json!({"report_match_wait": "300ms"})).await;
 
-    sim.send_report(ReportRequest {
-        sp_id: None,
-        msg_id: 42,
-        destination: "13800138000".into(),
-        stat: Some("DELIVRD".into()),
-        src_id: "1064899104221".into(),
-        service_id: "JSASXW".into(),
-    })
-    .unwrap();
+    sim.send_report(report_for(42, "DELIVRD")).unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     let unmatched = loop {
         if let Some(e) = reports(&redis)
@@ -206,20 +210,12 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
 
     let id = send(gw.http, "intermediate").await;
     let msg_id = first_msg_id(gw.http, &id).await;
-    let report = |stat: &str| ReportRequest {
-        sp_id: None,
-        msg_id,
-        destination: "13800138000".into(),
-        stat: Some(stat.into()),
-        src_id: "1064899104221".into(),
-        service_id: "JSASXW".into(),
-    };
-    sim.send_report(report("ACCEPTD")).unwrap();
+    sim.send_report(report_for(msg_id, "ACCEPTD")).unwrap();
     let entries = wait_reports(&redis, &id, 1).await;
     assert_eq!(field(&entries[0], "stat"), Some("ACCEPTD"));
     assert_eq!(field(&entries[0], "status"), None, "ACCEPTD is not final");
     assert_eq!(state(gw.http, &id).await["status"], "submitted");
-    sim.send_report(report("DELIVRD")).unwrap();
+    sim.send_report(report_for(msg_id, "DELIVRD")).unwrap();
     let entries = wait_reports(&redis, &id, 2).await;
     assert_eq!(field(&entries[1], "status"), Some("delivered"));
     assert_eq!(state(gw.http, &id).await["status"], "delivered");
@@ -229,7 +225,7 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_report_is_written_once() {
     use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
-    use cmpp_gateway::store::ReportOutcome;
+    use cmpp_gateway::store::{ReportOutcome, WhenUnmapped};
 
     let redis = RedisServer::start();
     let store = gateway::store(&redis).await;
@@ -247,16 +243,15 @@ async fn a_redelivered_report_is_written_once() {
     .unwrap();
     assert_eq!(
         store
-            .record_report(&deliver, &report, 1, true)
+            .record_report(&deliver, &report, 1, WhenUnmapped::WriteUnmatched)
             .await
             .unwrap(),
         ReportOutcome::WrittenUnmatched
     );
-    // Known as stored even where an unmatched write is not allowed yet: a redelivery must not
-    // wait out the match time again.
+    // Known as stored even where the report would be held now: it is not held a second time.
     assert_eq!(
         store
-            .record_report(&deliver, &report, 2, false)
+            .record_report(&deliver, &report, 2, WhenUnmapped::Hold)
             .await
             .unwrap(),
         ReportOutcome::Duplicate
@@ -274,7 +269,7 @@ async fn a_redelivered_report_is_written_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_reports_of_a_known_message_are_written_once() {
     use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
-    use cmpp_gateway::store::ReportOutcome;
+    use cmpp_gateway::store::{ReportOutcome, WhenUnmapped};
 
     let gateway::Stack { redis, gw, .. } = gateway::stack(reports_on_request(), json!({})).await;
     let id = send(gw.http, "redelivered").await;
@@ -305,7 +300,12 @@ async fn redelivered_reports_of_a_known_message_are_written_once() {
         (&delivered, &delivered_report),
         (&accepted, &accepted_report),
     ] {
-        outcomes.push(store.record_report(d, r, 1, false).await.unwrap());
+        outcomes.push(
+            store
+                .record_report(d, r, 1, WhenUnmapped::Hold)
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(
         outcomes,
@@ -391,15 +391,7 @@ async fn a_repeated_msg_id_keeps_the_first_messages_correlation() {
     );
 
     for _ in 0..2 {
-        sim.send_report(ReportRequest {
-            sp_id: None,
-            msg_id,
-            destination: "13800138000".into(),
-            stat: Some("DELIVRD".into()),
-            src_id: "1064899104221".into(),
-            service_id: "JSASXW".into(),
-        })
-        .unwrap();
+        sim.send_report(report_for(msg_id, "DELIVRD")).unwrap();
     }
     wait_reports(&redis, &first, 2).await;
     assert_eq!(state(gw.http, &first).await["status"], "delivered");

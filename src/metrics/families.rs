@@ -43,6 +43,7 @@ pub struct Families {
     pub reports_unmatched: IntCounter,
     pub reports_malformed: IntCounter,
     pub reports_match_waits: IntCounter,
+    pub reports_held: IntGauge,
     pub messages_final: IntCounterVec,
     pub mo_messages: IntCounterVec,
     pub mo_reassembly_pending: IntGauge,
@@ -181,7 +182,11 @@ impl Families {
             ),
             reports_match_waits: r.counter(
                 "cmpp_reports_match_waits_total",
-                "Reports that arrived before their Msg_Id was recorded and waited for it",
+                "Reports that arrived before their Msg_Id was recorded and were held for it",
+            ),
+            reports_held: r.gauge(
+                "cmpp_reports_held",
+                "Status reports held until their Msg_Id is mapped",
             ),
             messages_final: r.counters(
                 "cmpp_messages_final_total",
