@@ -12,27 +12,12 @@ use crate::common::gateway;
 use crate::common::http_client::get;
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams::field;
-use crate::receive_reports::{report_for, reports, reports_on_request, send, state, wait_reports};
-use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
+use crate::receive_reports::{
+    report_deliver, report_for, reports, reports_on_request, send, state, wait_report_about,
+    wait_reports,
+};
 use cmpp_gateway::simulator::Behaviour;
 use cmpp_gateway::store::{HeldReport, MessageStatus, ReportOutcome, Submitted, WhenUnmapped};
-
-/// The DELIVER `deliver_msg_id` carrying a DELIVRD report for `msg_id`.
-fn report_deliver(deliver_msg_id: u64, msg_id: u64) -> (Deliver, StatusReport) {
-    let report = StatusReport {
-        msg_id: MsgId(msg_id),
-        stat: "DELIVRD".into(),
-        dest_terminal_id: "13800138000".into(),
-        ..StatusReport::default()
-    };
-    let deliver = Deliver {
-        msg_id: MsgId(deliver_msg_id),
-        ..Deliver::default()
-    }
-    .with_report(&report, ReportLayout::Spec71)
-    .unwrap();
-    (deliver, report)
-}
 
 /// What the worker writes once message `id` (one segment) has Msg_Id `msg_id`: the map and a
 /// submitted state.
@@ -159,7 +144,7 @@ async fn a_held_report_is_written_once_however_often_it_is_delivered() {
         decided: Some(MessageStatus::Delivered),
     };
 
-    let (deliver, report) = report_deliver(1001, 71);
+    let (deliver, report) = report_deliver(1001, 71, "DELIVRD");
     let held = HeldReport::new(&deliver, &report);
     let record = || store.record_report(&deliver, &report, 1, WhenUnmapped::Hold);
     assert_eq!(record().await.unwrap(), ReportOutcome::Held);
@@ -185,7 +170,7 @@ async fn a_held_report_is_written_once_however_often_it_is_delivered() {
         "written already"
     );
 
-    let (deliver, report) = report_deliver(1002, 72);
+    let (deliver, report) = report_deliver(1002, 72, "DELIVRD");
     let held = HeldReport::new(&deliver, &report);
     let record = || store.record_report(&deliver, &report, 1, WhenUnmapped::Hold);
     assert_eq!(record().await.unwrap(), ReportOutcome::Held);
@@ -220,7 +205,7 @@ async fn reports_left_held_are_written_by_any_instances_sweeper() {
     let redis = RedisServer::start();
     let store = gateway::store(&redis).await;
     for (deliver_msg_id, msg_id) in [(2001, 81), (2002, 82)] {
-        let (deliver, report) = report_deliver(deliver_msg_id, msg_id);
+        let (deliver, report) = report_deliver(deliver_msg_id, msg_id, "DELIVRD");
         let outcome = store
             .record_report(&deliver, &report, 1, WhenUnmapped::Hold)
             .await
@@ -239,21 +224,7 @@ async fn reports_left_held_are_written_by_any_instances_sweeper() {
     let correlated = wait_reports(&redis, "m81", 1).await;
     assert_eq!(field(&correlated[0], "status"), Some("delivered"));
     assert_eq!(state(gw.http, "m81").await["status"], "delivered");
-    let until = Instant::now() + Duration::from_secs(20);
-    let unmatched = loop {
-        if let Some(e) = reports(&redis)
-            .await
-            .into_iter()
-            .find(|e| field(e, "msg_id") == Some("82"))
-        {
-            break e;
-        }
-        assert!(
-            Instant::now() < until,
-            "the other held report was never written"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let unmatched = wait_report_about(&redis, 82).await;
     assert_eq!(field(&unmatched, "unmatched"), Some("1"));
     assert_eq!(field(&unmatched, "id"), None);
     assert_eq!(held_count(&redis).await, 0);

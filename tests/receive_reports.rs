@@ -7,7 +7,9 @@ use crate::common::gateway;
 use crate::common::http_client::{get, post_json};
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams::{self, Entry, field};
+use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
 use cmpp_gateway::simulator::{Behaviour, ReportRequest};
+use cmpp_gateway::store::{ReportOutcome, Submitted, WhenUnmapped};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -35,6 +37,47 @@ pub(crate) async fn wait_reports(redis: &RedisServer, id: &str, n: usize) -> Vec
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until the reports stream holds an entry about Msg_Id `msg_id`; returns it.
+pub(crate) async fn wait_report_about(redis: &RedisServer, msg_id: u64) -> Entry {
+    let msg_id = msg_id.to_string();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(e) = reports(redis)
+            .await
+            .into_iter()
+            .find(|e| field(e, "msg_id") == Some(msg_id.as_str()))
+        {
+            return e;
+        }
+        assert!(
+            Instant::now() < until,
+            "no report about {msg_id} after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The DELIVER `deliver_msg_id` carrying a report with `stat` for `msg_id`.
+pub(crate) fn report_deliver(
+    deliver_msg_id: u64,
+    msg_id: u64,
+    stat: &str,
+) -> (Deliver, StatusReport) {
+    let report = StatusReport {
+        msg_id: MsgId(msg_id),
+        stat: stat.into(),
+        dest_terminal_id: "13800138000".into(),
+        ..StatusReport::default()
+    };
+    let deliver = Deliver {
+        msg_id: MsgId(deliver_msg_id),
+        ..Deliver::default()
+    }
+    .with_report(&report, ReportLayout::Spec71)
+    .unwrap();
+    (deliver, report)
 }
 
 pub(crate) async fn state(http: std::net::SocketAddr, id: &str) -> Value {
@@ -190,21 +233,7 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
         gateway::stack(reports_on_request(), json!({"report_match_wait": "300ms"})).await;
 
     sim.send_report(report_for(42, "DELIVRD")).unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    let unmatched = loop {
-        if let Some(e) = reports(&redis)
-            .await
-            .into_iter()
-            .find(|e| field(e, "msg_id") == Some("42"))
-        {
-            break e;
-        }
-        assert!(
-            Instant::now() < until,
-            "the unmatched report was never written"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let unmatched = wait_report_about(&redis, 42).await;
     assert_eq!(field(&unmatched, "unmatched"), Some("1"));
     assert_eq!(field(&unmatched, "id"), None);
 
@@ -224,23 +253,9 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_report_is_written_once() {
-    use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
-    use cmpp_gateway::store::{ReportOutcome, WhenUnmapped};
-
     let redis = RedisServer::start();
     let store = gateway::store(&redis).await;
-    let report = StatusReport {
-        msg_id: MsgId(7),
-        stat: "DELIVRD".into(),
-        dest_terminal_id: "13800138000".into(),
-        ..StatusReport::default()
-    };
-    let deliver = Deliver {
-        msg_id: MsgId(1001),
-        ..Deliver::default()
-    }
-    .with_report(&report, ReportLayout::Spec71)
-    .unwrap();
+    let (deliver, report) = report_deliver(1001, 7, "DELIVRD");
     assert_eq!(
         store
             .record_report(&deliver, &report, 1, WhenUnmapped::WriteUnmatched)
@@ -268,30 +283,12 @@ async fn a_redelivered_report_is_written_once() {
 /// first once more after the second, give two entries and one final status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_reports_of_a_known_message_are_written_once() {
-    use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
-    use cmpp_gateway::store::{ReportOutcome, WhenUnmapped};
-
     let gateway::Stack { redis, gw, .. } = gateway::stack(reports_on_request(), json!({})).await;
     let id = send(gw.http, "redelivered").await;
     let msg_id = first_msg_id(gw.http, &id).await;
     let store = gateway::store(&redis).await;
-    let deliver = |deliver_msg_id: u64, stat: &str| {
-        let report = StatusReport {
-            msg_id: MsgId(msg_id),
-            stat: stat.into(),
-            dest_terminal_id: "13800138000".into(),
-            ..StatusReport::default()
-        };
-        let deliver = Deliver {
-            msg_id: MsgId(deliver_msg_id),
-            ..Deliver::default()
-        }
-        .with_report(&report, ReportLayout::Spec71)
-        .unwrap();
-        (deliver, report)
-    };
-    let (accepted, accepted_report) = deliver(5001, "ACCEPTD");
-    let (delivered, delivered_report) = deliver(5002, "DELIVRD");
+    let (accepted, accepted_report) = report_deliver(5001, msg_id, "ACCEPTD");
+    let (delivered, delivered_report) = report_deliver(5002, msg_id, "DELIVRD");
     let mut outcomes = Vec::new();
     for (d, r) in [
         (&accepted, &accepted_report),
@@ -342,8 +339,6 @@ async fn redelivered_reports_of_a_known_message_are_written_once() {
 /// Msg_Id and names the message that holds it, and the repeat is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_msg_id_keeps_the_first_messages_correlation() {
-    use cmpp_gateway::store::Submitted;
-
     let gateway::Stack { redis, sim, gw } = gateway::stack(
         Behaviour {
             repeat_msg_id: true,

@@ -101,6 +101,24 @@ async fn closed(stream: &mut TcpStream) -> bool {
     )
 }
 
+/// Asserts a successful login's CONNECT_RESP: its Total_Length and Version byte, Status 0, and
+/// the AuthenticatorISMG for `secret` as `layout` hashes it (the Status is 1 byte in 2.0).
+fn assert_logged_in(
+    (total, connect, resp): (u32, &Connect, &ConnectResp),
+    (want_total, want_version): (u32, u8),
+    layout: Version,
+    secret: &[u8],
+) {
+    assert_eq!(
+        (total, resp.status, resp.version),
+        (want_total, 0, want_version)
+    );
+    assert_eq!(
+        resp.authenticator_ismg,
+        authenticator_ismg(layout, 0, &connect.authenticator_source, secret)
+    );
+}
+
 struct Client {
     link: Framed<TcpStream, CmppCodec>,
     seq: u32,
@@ -214,18 +232,20 @@ async fn login_answers_in_the_account_version() {
     let sim = start(Behaviour::default()).await;
     let (_s, connect, total, resp) =
         raw_login(sim.addr(), "900001", "888888", Version::V30, Version::V30).await;
-    assert_eq!((total, resp.status, resp.version), (33, 0, 0x30));
-    assert_eq!(
-        resp.authenticator_ismg,
-        authenticator_ismg(Version::V30, 0, &connect.authenticator_source, b"888888")
+    assert_logged_in(
+        (total, &connect, &resp),
+        (33, 0x30),
+        Version::V30,
+        b"888888",
     );
 
     let (stream, connect, total, resp) =
         raw_login(sim.addr(), "900002", "222222", Version::V20, Version::V20).await;
-    assert_eq!((total, resp.status, resp.version), (30, 0, 0x20));
-    assert_eq!(
-        resp.authenticator_ismg,
-        authenticator_ismg(Version::V20, 0, &connect.authenticator_source, b"222222")
+    assert_logged_in(
+        (total, &connect, &resp),
+        (30, 0x20),
+        Version::V20,
+        b"222222",
     );
     a_2_0_session_submits_and_gets_its_report(&sim, stream).await;
     assert_eq!(sim.counters().logins_ok, 2);
@@ -283,41 +303,31 @@ async fn a_2_0_session_submits_and_gets_its_report(sim: &SimulatorHandle, stream
     eventually(sim, |c| c.reports_acked > acked).await;
 }
 
+/// Any 2.x Version byte (0x21 is CMPP 2.1, as gocmpp's and pycmpp's 2.x clients announce it)
+/// logs in to a 2.0 account, and a 2.x client on a 3.0 account gets a 2.0 session: the layout
+/// it reads, Version 0x30 (the highest the ISMG speaks), 60-byte reports although the account's
+/// are 71.
 #[tokio::test]
-async fn any_2x_client_logs_in_to_a_2_0_account() {
+async fn every_2x_client_gets_a_2_0_session() {
     let sim = start(Behaviour::default()).await;
-    // CMPP 2.1 (0x21), as gocmpp's and pycmpp's 2.x clients announce it.
-    let (stream, connect, total, resp) =
-        raw_login_byte(sim.addr(), "900002", "222222", 0x21, Version::V20).await;
-    assert_eq!((total, resp.status, resp.version), (30, 0, 0x20));
-    assert_eq!(
-        resp.authenticator_ismg,
-        authenticator_ismg(Version::V20, 0, &connect.authenticator_source, b"222222")
-    );
-    a_2_0_session_submits_and_gets_its_report(&sim, stream).await;
-    assert_eq!(sim.counters().login_failed_version, 0);
-}
-
-#[tokio::test]
-async fn a_2x_client_on_a_3_0_account_gets_a_2_0_session() {
-    // 71-byte reports asked for: a 2.0 session still gets its 60-byte layout.
-    let sim = start(Behaviour::default()).await;
-    for byte in [0x20, 0x21] {
+    let cases = [
+        ("900002", "222222", 0x21, 0x20),
+        ("900001", "888888", 0x20, 0x30),
+        ("900001", "888888", 0x21, 0x30),
+    ];
+    for (sp, secret, byte, answered) in cases {
         let (stream, connect, total, resp) =
-            raw_login_byte(sim.addr(), "900001", "888888", byte, Version::V20).await;
-        // The 2.0 layout the client reads; Version is the highest the ISMG speaks.
-        assert_eq!(
-            (total, resp.status, resp.version),
-            (30, 0, 0x30),
-            "{byte:#x}"
-        );
-        assert_eq!(
-            resp.authenticator_ismg,
-            authenticator_ismg(Version::V20, 0, &connect.authenticator_source, b"888888")
+            raw_login_byte(sim.addr(), sp, secret, byte, Version::V20).await;
+        assert_logged_in(
+            (total, &connect, &resp),
+            (30, answered),
+            Version::V20,
+            secret.as_bytes(),
         );
         a_2_0_session_submits_and_gets_its_report(&sim, stream).await;
     }
-    assert_eq!(sim.counters().logins_ok, 2);
+    let c = sim.counters();
+    assert_eq!((c.logins_ok, c.login_failed_version), (3, 0));
 }
 
 #[tokio::test]
@@ -329,10 +339,11 @@ async fn answer_v20_answers_a_3_0_client_in_the_2_0_layout() {
     .await;
     let (stream, connect, total, resp) =
         raw_login(sim.addr(), "900001", "888888", Version::V30, Version::V20).await;
-    assert_eq!((total, resp.status, resp.version), (30, 0, 0x20));
-    assert_eq!(
-        resp.authenticator_ismg,
-        authenticator_ismg(Version::V20, 0, &connect.authenticator_source, b"888888")
+    assert_logged_in(
+        (total, &connect, &resp),
+        (30, 0x20),
+        Version::V20,
+        b"888888",
     );
     // A 2.0-only ISMG goes on in 2.0.
     a_2_0_session_submits_and_gets_its_report(&sim, stream).await;
