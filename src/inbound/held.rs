@@ -2,7 +2,7 @@
 //! after the DELIVER is answered, a watcher in this process looks for the Msg_Id — after 1 ms,
 //! then twice as long each time up to every 100 ms, since the usual cause is the SUBMIT_RESP
 //! bookkeeping a millisecond or two behind — until `report_match_wait` is over, and then writes
-//! the report unmatched. The sweeper, which every instance runs, does the same for reports
+//! the report unmatched. The sweeper, which every instance with a link runs, does the same for reports
 //! whose watcher is gone: a crash, a shutdown, or more held reports than watchers.
 
 use std::sync::Arc;

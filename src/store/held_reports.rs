@@ -7,7 +7,7 @@
 //! every report behind it. So the report script holds such a report in Redis instead (its
 //! DELIVER is then answered), and [`RESOLVE`] writes it later: correlated as soon as its Msg_Id
 //! is mapped, with `unmatched=1` only once `report_match_wait` is over. The receive path retries
-//! in-process right after answering the DELIVER; a sweeper that any instance runs finishes
+//! in-process right after answering the DELIVER; a sweeper that any instance with a link runs finishes
 //! what a crash or a shutdown left held.
 //!
 //! # Redis layout (prefix `cmpp`)
