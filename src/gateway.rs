@@ -164,7 +164,8 @@ impl Sending {
         let consumer = retry_redis(shutdown, || {
             Consumer::new(store, &config.redis, config.worker.clone())
         })
-        .await?;
+        .await?
+        .counting_msg_id_duplicates(metrics.families.msg_id_duplicates.clone());
         let link_shutdown = CancellationToken::new();
         let LinkParts {
             link,

@@ -21,6 +21,7 @@ mod link_chaos;
 mod log_secrets;
 mod metrics;
 mod outbound_trim;
+mod receive_held_reports;
 mod receive_mo;
 mod receive_outage;
 mod receive_reports;

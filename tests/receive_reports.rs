@@ -7,16 +7,18 @@ use crate::common::gateway;
 use crate::common::http_client::{get, post_json};
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams::{self, Entry, field};
+use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
 use cmpp_gateway::simulator::{Behaviour, ReportRequest};
+use cmpp_gateway::store::{ReportOutcome, Submitted, WhenUnmapped};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-async fn reports(redis: &RedisServer) -> Vec<Entry> {
+pub(crate) async fn reports(redis: &RedisServer) -> Vec<Entry> {
     streams::entries(&mut connect(redis).await, "cmpp:reports").await
 }
 
 /// Waits until the reports stream holds `n` entries for message `id`.
-async fn wait_reports(redis: &RedisServer, id: &str, n: usize) -> Vec<Entry> {
+pub(crate) async fn wait_reports(redis: &RedisServer, id: &str, n: usize) -> Vec<Entry> {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let mine: Vec<Entry> = reports(redis)
@@ -37,12 +39,65 @@ async fn wait_reports(redis: &RedisServer, id: &str, n: usize) -> Vec<Entry> {
     }
 }
 
-async fn state(http: std::net::SocketAddr, id: &str) -> Value {
+/// Waits until the reports stream holds an entry about Msg_Id `msg_id`; returns it.
+pub(crate) async fn wait_report_about(redis: &RedisServer, msg_id: u64) -> Entry {
+    let msg_id = msg_id.to_string();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(e) = reports(redis)
+            .await
+            .into_iter()
+            .find(|e| field(e, "msg_id") == Some(msg_id.as_str()))
+        {
+            return e;
+        }
+        assert!(
+            Instant::now() < until,
+            "no report about {msg_id} after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The DELIVER `deliver_msg_id` carrying a report with `stat` for `msg_id`.
+pub(crate) fn report_deliver(
+    deliver_msg_id: u64,
+    msg_id: u64,
+    stat: &str,
+) -> (Deliver, StatusReport) {
+    let report = StatusReport {
+        msg_id: MsgId(msg_id),
+        stat: stat.into(),
+        dest_terminal_id: "13800138000".into(),
+        ..StatusReport::default()
+    };
+    let deliver = Deliver {
+        msg_id: MsgId(deliver_msg_id),
+        ..Deliver::default()
+    }
+    .with_report(&report, ReportLayout::Spec71)
+    .unwrap();
+    (deliver, report)
+}
+
+pub(crate) async fn state(http: std::net::SocketAddr, id: &str) -> Value {
     get(http, &format!("/v1/messages/{id}")).await.json()
 }
 
+/// A report with `stat` for `msg_id`, as the simulator's control route sends it.
+pub(crate) fn report_for(msg_id: u64, stat: &str) -> ReportRequest {
+    ReportRequest {
+        sp_id: None,
+        msg_id,
+        destination: "13800138000".into(),
+        stat: Some(stat.into()),
+        src_id: "1064899104221".into(),
+        service_id: "JSASXW".into(),
+    }
+}
+
 /// A simulator that sends no report of its own: the test sends them.
-fn reports_on_request() -> Behaviour {
+pub(crate) fn reports_on_request() -> Behaviour {
     Behaviour {
         report_delay: Duration::from_secs(3600),
         ..Behaviour::default()
@@ -50,7 +105,7 @@ fn reports_on_request() -> Behaviour {
 }
 
 /// Waits until message `id` is submitted; its first segment's Msg_Id.
-async fn first_msg_id(http: std::net::SocketAddr, id: &str) -> u64 {
+pub(crate) async fn first_msg_id(http: std::net::SocketAddr, id: &str) -> u64 {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let s = state(http, id).await;
@@ -62,7 +117,7 @@ async fn first_msg_id(http: std::net::SocketAddr, id: &str) -> u64 {
     }
 }
 
-async fn send(http: std::net::SocketAddr, text: &str) -> String {
+pub(crate) async fn send(http: std::net::SocketAddr, text: &str) -> String {
     let r = post_json(
         http,
         "/v1/messages",
@@ -177,49 +232,19 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
     let gateway::Stack { redis, sim, gw } =
         gateway::stack(reports_on_request(), json!({"report_match_wait": "300ms"})).await;
 
-    sim.send_report(ReportRequest {
-        sp_id: None,
-        msg_id: 42,
-        destination: "13800138000".into(),
-        stat: Some("DELIVRD".into()),
-        src_id: "1064899104221".into(),
-        service_id: "JSASXW".into(),
-    })
-    .unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    let unmatched = loop {
-        if let Some(e) = reports(&redis)
-            .await
-            .into_iter()
-            .find(|e| field(e, "msg_id") == Some("42"))
-        {
-            break e;
-        }
-        assert!(
-            Instant::now() < until,
-            "the unmatched report was never written"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    sim.send_report(report_for(42, "DELIVRD")).unwrap();
+    let unmatched = wait_report_about(&redis, 42).await;
     assert_eq!(field(&unmatched, "unmatched"), Some("1"));
     assert_eq!(field(&unmatched, "id"), None);
 
     let id = send(gw.http, "intermediate").await;
     let msg_id = first_msg_id(gw.http, &id).await;
-    let report = |stat: &str| ReportRequest {
-        sp_id: None,
-        msg_id,
-        destination: "13800138000".into(),
-        stat: Some(stat.into()),
-        src_id: "1064899104221".into(),
-        service_id: "JSASXW".into(),
-    };
-    sim.send_report(report("ACCEPTD")).unwrap();
+    sim.send_report(report_for(msg_id, "ACCEPTD")).unwrap();
     let entries = wait_reports(&redis, &id, 1).await;
     assert_eq!(field(&entries[0], "stat"), Some("ACCEPTD"));
     assert_eq!(field(&entries[0], "status"), None, "ACCEPTD is not final");
     assert_eq!(state(gw.http, &id).await["status"], "submitted");
-    sim.send_report(report("DELIVRD")).unwrap();
+    sim.send_report(report_for(msg_id, "DELIVRD")).unwrap();
     let entries = wait_reports(&redis, &id, 2).await;
     assert_eq!(field(&entries[1], "status"), Some("delivered"));
     assert_eq!(state(gw.http, &id).await["status"], "delivered");
@@ -228,35 +253,20 @@ async fn an_unknown_msg_id_is_written_unmatched_and_acceptd_decides_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_report_is_written_once() {
-    use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
-    use cmpp_gateway::store::ReportOutcome;
-
     let redis = RedisServer::start();
     let store = gateway::store(&redis).await;
-    let report = StatusReport {
-        msg_id: MsgId(7),
-        stat: "DELIVRD".into(),
-        dest_terminal_id: "13800138000".into(),
-        ..StatusReport::default()
-    };
-    let deliver = Deliver {
-        msg_id: MsgId(1001),
-        ..Deliver::default()
-    }
-    .with_report(&report, ReportLayout::Spec71)
-    .unwrap();
+    let (deliver, report) = report_deliver(1001, 7, "DELIVRD");
     assert_eq!(
         store
-            .record_report(&deliver, &report, 1, true)
+            .record_report(&deliver, &report, 1, WhenUnmapped::WriteUnmatched)
             .await
             .unwrap(),
         ReportOutcome::WrittenUnmatched
     );
-    // Known as stored even where an unmatched write is not allowed yet: a redelivery must not
-    // wait out the match time again.
+    // Known as stored even where the report would be held now: it is not held a second time.
     assert_eq!(
         store
-            .record_report(&deliver, &report, 2, false)
+            .record_report(&deliver, &report, 2, WhenUnmapped::Hold)
             .await
             .unwrap(),
         ReportOutcome::Duplicate
@@ -273,30 +283,12 @@ async fn a_redelivered_report_is_written_once() {
 /// first once more after the second, give two entries and one final status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_reports_of_a_known_message_are_written_once() {
-    use cmpp_gateway::protocol::{Deliver, MsgId, ReportLayout, StatusReport};
-    use cmpp_gateway::store::ReportOutcome;
-
     let gateway::Stack { redis, gw, .. } = gateway::stack(reports_on_request(), json!({})).await;
     let id = send(gw.http, "redelivered").await;
     let msg_id = first_msg_id(gw.http, &id).await;
     let store = gateway::store(&redis).await;
-    let deliver = |deliver_msg_id: u64, stat: &str| {
-        let report = StatusReport {
-            msg_id: MsgId(msg_id),
-            stat: stat.into(),
-            dest_terminal_id: "13800138000".into(),
-            ..StatusReport::default()
-        };
-        let deliver = Deliver {
-            msg_id: MsgId(deliver_msg_id),
-            ..Deliver::default()
-        }
-        .with_report(&report, ReportLayout::Spec71)
-        .unwrap();
-        (deliver, report)
-    };
-    let (accepted, accepted_report) = deliver(5001, "ACCEPTD");
-    let (delivered, delivered_report) = deliver(5002, "DELIVRD");
+    let (accepted, accepted_report) = report_deliver(5001, msg_id, "ACCEPTD");
+    let (delivered, delivered_report) = report_deliver(5002, msg_id, "DELIVRD");
     let mut outcomes = Vec::new();
     for (d, r) in [
         (&accepted, &accepted_report),
@@ -305,7 +297,12 @@ async fn redelivered_reports_of_a_known_message_are_written_once() {
         (&delivered, &delivered_report),
         (&accepted, &accepted_report),
     ] {
-        outcomes.push(store.record_report(d, r, 1, false).await.unwrap());
+        outcomes.push(
+            store
+                .record_report(d, r, 1, WhenUnmapped::Hold)
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(
         outcomes,
@@ -334,5 +331,65 @@ async fn redelivered_reports_of_a_known_message_are_written_once() {
         markers.is_empty(),
         "a matched report needs no seen-marker key: {markers:?}"
     );
+    gw.stop().await;
+}
+
+/// A peer that gives every SUBMIT the same Msg_Id: the first message keeps the correlation (its
+/// reports, and every later report under that Msg_Id, are its own), the later message keeps its
+/// Msg_Id and names the message that holds it, and the repeat is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_msg_id_keeps_the_first_messages_correlation() {
+    let gateway::Stack { redis, sim, gw } = gateway::stack(
+        Behaviour {
+            repeat_msg_id: true,
+            ..reports_on_request()
+        },
+        json!({}),
+    )
+    .await;
+    let first = send(gw.http, "first").await;
+    let msg_id = first_msg_id(gw.http, &first).await;
+    let second = send(gw.http, "second").await;
+    assert_eq!(first_msg_id(gw.http, &second).await, msg_id, "one Msg_Id");
+
+    let mut conn = connect(&redis).await;
+    let packed: Vec<u8> = redis::cmd("GET")
+        .arg(format!("cmpp:msgid:{msg_id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let holder: Submitted = rmp_serde::from_slice(&packed).unwrap();
+    assert_eq!(holder.id, first, "the first message's correlation is kept");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = state(gw.http, &second).await;
+        if s["segments"][0]["msg_id_taken_by"] == first.as_str() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the later message never names the holder: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scrape = get(gw.http, "/metrics").await.body;
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l == "cmpp_msg_id_duplicates_total 1"),
+        "counted once: {}",
+        scrape
+            .lines()
+            .filter(|l| l.contains("duplicates"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+
+    for _ in 0..2 {
+        sim.send_report(report_for(msg_id, "DELIVRD")).unwrap();
+    }
+    wait_reports(&redis, &first, 2).await;
+    assert_eq!(state(gw.http, &first).await["status"], "delivered");
+    assert_eq!(state(gw.http, &second).await["status"], "submitted");
     gw.stop().await;
 }

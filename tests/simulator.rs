@@ -56,10 +56,23 @@ async fn raw_login(
     client_version: Version,
     resp_version: Version,
 ) -> (TcpStream, Connect, u32, ConnectResp) {
+    raw_login_byte(addr, sp_id, secret, client_version.byte(), resp_version).await
+}
+
+/// [`raw_login`] with any CONNECT Version byte (0x21 is CMPP 2.1; the byte is not hashed).
+async fn raw_login_byte(
+    addr: SocketAddr,
+    sp_id: &str,
+    secret: &str,
+    version_byte: u8,
+    resp_version: Version,
+) -> (TcpStream, Connect, u32, ConnectResp) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let connect = Connect::new(sp_id, secret.as_bytes(), client_version, 1_021_080_510).unwrap();
+    let mut connect = Connect::new(sp_id, secret.as_bytes(), Version::V30, 1_021_080_510).unwrap();
+    connect.version = version_byte;
+    // CONNECT has one layout in every version.
     let bytes = Packet::new(1, Pdu::Connect(connect.clone()))
-        .to_bytes(client_version)
+        .to_bytes(Version::V30)
         .unwrap();
     stream.write_all(&bytes).await.unwrap();
     let mut len = [0u8; 4];
@@ -86,6 +99,24 @@ async fn closed(stream: &mut TcpStream) -> bool {
         tokio::time::timeout(SOON, stream.read(&mut buf)).await,
         Ok(Ok(0)) | Ok(Err(_))
     )
+}
+
+/// Asserts a successful login's CONNECT_RESP: its Total_Length and Version byte, Status 0, and
+/// the AuthenticatorISMG for `secret` as `layout` hashes it (the Status is 1 byte in 2.0).
+fn assert_logged_in(
+    (total, connect, resp): (u32, &Connect, &ConnectResp),
+    (want_total, want_version): (u32, u8),
+    layout: Version,
+    secret: &[u8],
+) {
+    assert_eq!(
+        (total, resp.status, resp.version),
+        (want_total, 0, want_version)
+    );
+    assert_eq!(
+        resp.authenticator_ismg,
+        authenticator_ismg(layout, 0, &connect.authenticator_source, secret)
+    );
 }
 
 struct Client {
@@ -201,30 +232,22 @@ async fn login_answers_in_the_account_version() {
     let sim = start(Behaviour::default()).await;
     let (_s, connect, total, resp) =
         raw_login(sim.addr(), "900001", "888888", Version::V30, Version::V30).await;
-    assert_eq!((total, resp.status, resp.version), (33, 0, 0x30));
-    assert_eq!(
-        resp.authenticator_ismg,
-        authenticator_ismg(Version::V30, 0, &connect.authenticator_source, b"888888")
+    assert_logged_in(
+        (total, &connect, &resp),
+        (33, 0x30),
+        Version::V30,
+        b"888888",
     );
 
     let (stream, connect, total, resp) =
         raw_login(sim.addr(), "900002", "222222", Version::V20, Version::V20).await;
-    assert_eq!((total, resp.status, resp.version), (30, 0, 0x20));
-    assert_eq!(
-        resp.authenticator_ismg,
-        authenticator_ismg(Version::V20, 0, &connect.authenticator_source, b"222222")
+    assert_logged_in(
+        (total, &connect, &resp),
+        (30, 0x20),
+        Version::V20,
+        b"222222",
     );
-    // Everything after login uses 2.0 layouts: a 21-byte SUBMIT_RESP, 60-byte reports.
-    let mut v20 = Client {
-        link: Framed::new(stream, CmppCodec::new(Version::V20)),
-        seq: 0,
-    };
-    let seq = v20.send(submit(&["13800138000"], 1)).await;
-    let (resp_seq, resp) = v20.submit_resp().await;
-    assert_eq!((resp_seq, resp.result), (seq, 0));
-    let (_, report) = v20.deliver().await;
-    assert_eq!(report.msg_content.len(), 60);
-    assert_eq!(report.report().unwrap().unwrap().msg_id, resp.msg_id);
+    a_2_0_session_submits_and_gets_its_report(&sim, stream).await;
     assert_eq!(sim.counters().logins_ok, 2);
 }
 
@@ -260,6 +283,92 @@ async fn refused_logins_get_their_status_and_the_close() {
         ),
         (2, 1, 1, 0)
     );
+}
+
+/// After a login answered in the 2.0 layout, the session speaks 2.0: a 21-byte SUBMIT_RESP and
+/// a report in a 2.0 DELIVER with the 60-byte body, acknowledged before this returns.
+async fn a_2_0_session_submits_and_gets_its_report(sim: &SimulatorHandle, stream: TcpStream) {
+    let mut v20 = Client {
+        link: Framed::new(stream, CmppCodec::new(Version::V20)),
+        seq: 0,
+    };
+    let seq = v20.send(submit(&["13800138000"], 1)).await;
+    let (resp_seq, resp) = v20.submit_resp().await;
+    assert_eq!((resp_seq, resp.result), (seq, 0));
+    let (deliver_seq, report) = v20.deliver().await;
+    assert_eq!(report.msg_content.len(), 60);
+    assert_eq!(report.report().unwrap().unwrap().msg_id, resp.msg_id);
+    let acked = sim.counters().reports_acked;
+    v20.ack(deliver_seq, &report, 0).await;
+    eventually(sim, |c| c.reports_acked > acked).await;
+}
+
+/// Any 2.x Version byte (0x21 is CMPP 2.1, as gocmpp's and pycmpp's 2.x clients announce it)
+/// logs in to a 2.0 account, and a 2.x client on a 3.0 account gets a 2.0 session: the layout
+/// it reads, Version 0x30 (the highest the ISMG speaks), 60-byte reports although the account's
+/// are 71.
+#[tokio::test]
+async fn every_2x_client_gets_a_2_0_session() {
+    let sim = start(Behaviour::default()).await;
+    let cases = [
+        ("900002", "222222", 0x21, 0x20),
+        ("900001", "888888", 0x20, 0x30),
+        ("900001", "888888", 0x21, 0x30),
+    ];
+    for (sp, secret, byte, answered) in cases {
+        let (stream, connect, total, resp) =
+            raw_login_byte(sim.addr(), sp, secret, byte, Version::V20).await;
+        assert_logged_in(
+            (total, &connect, &resp),
+            (30, answered),
+            Version::V20,
+            secret.as_bytes(),
+        );
+        a_2_0_session_submits_and_gets_its_report(&sim, stream).await;
+    }
+    let c = sim.counters();
+    assert_eq!((c.logins_ok, c.login_failed_version), (3, 0));
+}
+
+#[tokio::test]
+async fn answer_v20_answers_a_3_0_client_in_the_2_0_layout() {
+    let sim = start(Behaviour {
+        answer_v20: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let (stream, connect, total, resp) =
+        raw_login(sim.addr(), "900001", "888888", Version::V30, Version::V20).await;
+    assert_logged_in(
+        (total, &connect, &resp),
+        (30, 0x20),
+        Version::V20,
+        b"888888",
+    );
+    // A 2.0-only ISMG goes on in 2.0.
+    a_2_0_session_submits_and_gets_its_report(&sim, stream).await;
+    // Refusals too: a wrong secret gets Status 3 in 30 bytes.
+    let (mut stream, _, total, resp) =
+        raw_login(sim.addr(), "900001", "wrong", Version::V30, Version::V20).await;
+    assert_eq!((total, resp.status, resp.version), (30, 3, 0x20));
+    assert!(closed(&mut stream).await);
+}
+
+#[tokio::test]
+async fn answer_v20_is_set_by_the_control_route() {
+    let sim = start_with(SimulatorConfig {
+        control: Some("127.0.0.1:0".parse().unwrap()),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let control = sim.control_addr().unwrap();
+    let (status, _) = http(control, "PATCH", "/behaviour", r#"{"answer_v20":true}"#).await;
+    assert_eq!(status, 200);
+    let (_, behaviour) = http(control, "GET", "/behaviour", "").await;
+    assert_eq!(behaviour["answer_v20"], true);
+    let (_, _, total, _) =
+        raw_login(sim.addr(), "900001", "888888", Version::V30, Version::V20).await;
+    assert_eq!(total, 30);
 }
 
 #[tokio::test]
@@ -305,6 +414,26 @@ async fn msg_ids_are_unique_and_carry_gateway_code_and_time() {
         assert!(skew.abs() <= 1, "Msg_Id time {parts:?} is not now");
     }
     assert_eq!(sim.counters().submits_accepted, 40);
+}
+
+#[tokio::test]
+async fn repeat_msg_id_gives_every_submit_the_same_msg_id_and_reports_it() {
+    let sim = start(Behaviour {
+        repeat_msg_id: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut client = Client::v30(&sim).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        client.send(submit(&["13800000001"], 1)).await;
+        let (_, resp) = client.submit_resp().await;
+        ids.push(resp.msg_id);
+        let (seq, d) = client.deliver().await;
+        assert_eq!(d.report().unwrap().unwrap().msg_id, resp.msg_id);
+        client.ack(seq, &d, 0).await;
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
 }
 
 #[tokio::test]

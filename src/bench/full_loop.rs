@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::rig::{Rig, RunningGateway};
 use super::{Latency, rate};
-use crate::simulator::{MoRequest, SimulatorConfig};
+use crate::simulator::{MoRequest, ReportRequest, SimulatorConfig};
 use crate::store::now_ms;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -23,6 +23,8 @@ pub struct LoopRun {
     pub enqueue_to_report: Latency,
     /// Reports that overtook their SUBMIT_RESP bookkeeping and waited for the Msg_Id map.
     pub report_match_waits: u64,
+    /// Reports for unknown Msg_Ids queued at the simulator just before the messages.
+    pub unmatched: u64,
     /// Redis time per EVALSHA during the loop (`INFO commandstats`): the report script, the only
     /// script this run calls (the messages are XADDed directly), in microseconds.
     pub report_script_us: Option<f64>,
@@ -33,13 +35,16 @@ pub struct LoopRun {
 
 /// `rate` > 0 paces the enqueue (messages per second) so the latency shows the pipeline, not
 /// the queue; 0 enqueues everything at once, for throughput.
-/// `deliver_window` is how many DELIVERs the simulator keeps unanswered.
+/// `deliver_window` is how many DELIVERs the simulator keeps unanswered. `unmatched` reports for
+/// Msg_Ids nobody sent are queued at the simulator first, so the messages' reports queue behind
+/// them: the latency then shows what such a burst costs the others.
 pub async fn run(
     count: u64,
     mo: u64,
     window: usize,
     deliver_window: usize,
     rate_limit: u64,
+    unmatched: u64,
 ) -> Result<LoopRun, String> {
     let mut sim = SimulatorConfig::default();
     sim.behaviour.deliver_window = deliver_window;
@@ -49,6 +54,17 @@ pub async fn run(
     }))?;
     let mut conn = rig.redis_conn().await?;
     let gateway = RunningGateway::start(config).await?;
+    for msg_id in 1..=unmatched {
+        // Real Msg_Ids carry the month in their top bits: these small ones are nobody's.
+        rig.sim.send_report(ReportRequest {
+            sp_id: None,
+            msg_id,
+            destination: "13800138000".into(),
+            stat: Some("DELIVRD".into()),
+            src_id: "1064899104221".into(),
+            service_id: "JSASXW".into(),
+        })?;
+    }
 
     // Messages enqueue as fast as Redis takes them, with their enqueue time.
     let started = Instant::now();
@@ -94,7 +110,7 @@ pub async fn run(
         added += chunk;
     }
     // Timed when the last report is in, not after reading them all back for the latencies.
-    wait_for_len(&mut conn, "cmpp:reports", count).await?;
+    wait_for_len(&mut conn, "cmpp:reports", count + unmatched).await?;
     let elapsed = started.elapsed();
     let report_script_us = evalsha_usec_per_call(&mut conn).await?;
     let finals = read_finals(&mut conn, count).await?;
@@ -130,6 +146,7 @@ pub async fn run(
         messages_per_second: rate(count, elapsed),
         enqueue_to_report: Latency::from_micros(latencies),
         report_match_waits,
+        unmatched,
         report_script_us,
         mo,
         mo_seconds: mo_elapsed.as_secs_f64(),

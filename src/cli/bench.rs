@@ -54,6 +54,10 @@ pub struct LoopBenchArgs {
     /// Pace the enqueue at this many messages per second (0 = all at once).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Reports for unknown Msg_Ids queued just before the messages (their latency shows the
+    /// delay such a burst adds; the run then also waits for these to be written).
+    #[arg(long, default_value_t = 0)]
+    pub unmatched: u64,
     #[arg(long)]
     pub json: bool,
 }
@@ -155,13 +159,20 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
             Ok(())
         }
         BenchTarget::Loop(a) => {
-            let r =
-                bench::full_loop::run(a.count, a.mo, a.window, a.deliver_window, a.rate).await?;
+            let r = bench::full_loop::run(
+                a.count,
+                a.mo,
+                a.window,
+                a.deliver_window,
+                a.rate,
+                a.unmatched,
+            )
+            .await?;
             if a.json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
                 println!(
-                    "loop W={:<3} rate {:>6} {:>8} messages in {:6.2} s = {:>8.0}/s to final report  enqueue->report p50 {} us  p99 {} us  match waits {}  report script {} us of Redis/call  |  MO {:>6} in {:5.2} s = {:>7.0}/s",
+                    "loop W={:<3} rate {:>6} {:>8} messages in {:6.2} s = {:>8.0}/s to final report  enqueue->report p50 {} us  p99 {} us  max {} us{}  match waits {}  report script {} us of Redis/call  |  MO {:>6} in {:5.2} s = {:>7.0}/s",
                     a.window,
                     a.rate,
                     r.messages,
@@ -169,6 +180,12 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                     r.messages_per_second,
                     r.enqueue_to_report.p50_us,
                     r.enqueue_to_report.p99_us,
+                    r.enqueue_to_report.max_us,
+                    if r.unmatched > 0 {
+                        format!(" (behind {} unmatched reports)", r.unmatched)
+                    } else {
+                        String::new()
+                    },
                     r.report_match_waits,
                     r.report_script_us
                         .map_or("-".to_owned(), |us| format!("{us:.1}")),

@@ -66,6 +66,12 @@ pub struct SimulatorArgs {
     /// Answer logins with a wrong AuthenticatorISMG.
     #[arg(long)]
     pub bad_authenticator: bool,
+    /// Answer every CONNECT in the 30-byte CMPP 2.0 layout, as a 2.0-only ISMG does.
+    #[arg(long = "answer-v20")]
+    pub answer_v20: bool,
+    /// Give every accepted SUBMIT the same Msg_Id, as a broken peer does.
+    #[arg(long = "repeat-msg-id")]
+    pub repeat_msg_id: bool,
     /// Resend a DELIVER not acknowledged within this long (default 5s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub deliver_retry: Option<Duration>,
@@ -164,6 +170,12 @@ impl SimulatorArgs {
         }
         if flags.bad_authenticator {
             b.bad_authenticator = true;
+        }
+        if flags.answer_v20 {
+            b.answer_v20 = true;
+        }
+        if flags.repeat_msg_id {
+            b.repeat_msg_id = true;
         }
         if let Some(v) = flags.deliver_retry {
             b.deliver_retry = v;
@@ -314,6 +326,8 @@ mod tests {
             "--window",
             "16",
             "--ignore-heartbeats",
+            "--answer-v20",
+            "--repeat-msg-id",
         ])
         .unwrap();
         assert_eq!(c.control, None);
@@ -323,6 +337,8 @@ mod tests {
         assert_eq!(c.behaviour.report_layout, ReportLayout::Compact60);
         assert_eq!(c.behaviour.window, 16);
         assert!(c.behaviour.ignore_heartbeats);
+        assert!(c.behaviour.answer_v20);
+        assert!(c.behaviour.repeat_msg_id);
     }
 
     #[test]

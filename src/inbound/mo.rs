@@ -4,19 +4,14 @@
 //! sets whose missing parts never came as `partial=1` after `mo_reassembly_timeout`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::sweeper::{self, sweep_interval};
 use crate::config::StoreConfig;
 use crate::metrics::Metrics;
 use crate::protocol::Deliver;
 use crate::store::{MoOutcome, Store, StoreError, now_ms};
-
-/// The sweeper runs at least this often, so a set is written at most this long after its
-/// timeout.
-const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Stores one MO DELIVER. `Ok` means it is in Redis (as an entry, or as a part of a long message
 /// waiting for the rest, or it was stored before) and may be acknowledged.
@@ -44,15 +39,9 @@ pub(crate) async fn handle(
     Ok(())
 }
 
-/// How often the sweeper looks for overdue sets: a quarter of the timeout, between 100 ms and
-/// 5 s.
-pub fn sweep_interval(timeout: Duration) -> Duration {
-    (timeout / 4).clamp(MIN_SWEEP_INTERVAL, MAX_SWEEP_INTERVAL)
-}
-
 /// Writes reassembly sets older than `mo_reassembly_timeout` (as partial entries, or complete
 /// ones left by a crash) until `shutdown`. Every instance may run one: the write is atomic and
-/// conditional, so a set becomes one entry. Redis errors are logged and retried next tick.
+/// conditional, so a set becomes one entry.
 pub async fn run_mo_sweeper(
     store: Store,
     config: Arc<StoreConfig>,
@@ -60,70 +49,25 @@ pub async fn run_mo_sweeper(
     shutdown: CancellationToken,
 ) {
     let timeout = config.mo_reassembly_timeout;
-    let mut tick = tokio::time::interval(sweep_interval(timeout));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
+    let (store, metrics) = (&store, &metrics);
+    sweeper::run("MO", sweep_interval(timeout), shutdown, || async move {
         let cutoff = now_ms().saturating_sub(timeout.as_millis() as u64);
-        let sweep = tokio::select! {
-            result = store.sweep_mo(cutoff) => result,
-            () = shutdown.cancelled() => return,
-        };
-        match sweep {
-            Ok(s) => {
-                if failing {
-                    tracing::info!("MO sweeper reaches redis again");
-                    failing = false;
-                }
-                let written = &metrics.families.mo_messages;
-                written
-                    .with_label_values(&["false"])
-                    .inc_by(s.partial as u64);
-                written
-                    .with_label_values(&["true"])
-                    .inc_by(s.complete as u64);
-                if s.partial + s.complete > 0 {
-                    tracing::info!(
-                        partial = s.partial,
-                        complete = s.complete,
-                        "MO sweeper wrote overdue long messages"
-                    );
-                }
-            }
-            Err(e) => {
-                // Log the first failure of a run at warn, the repeats at debug.
-                if failing {
-                    tracing::debug!(error = %e, "MO sweep failed again");
-                } else {
-                    tracing::warn!(error = %e, "MO sweep failed; retrying on the next tick");
-                    failing = true;
-                }
-            }
+        let s = store.sweep_mo(cutoff).await?;
+        let written = &metrics.families.mo_messages;
+        written
+            .with_label_values(&["false"])
+            .inc_by(s.partial as u64);
+        written
+            .with_label_values(&["true"])
+            .inc_by(s.complete as u64);
+        if s.partial + s.complete > 0 {
+            tracing::info!(
+                partial = s.partial,
+                complete = s.complete,
+                "MO sweeper wrote overdue long messages"
+            );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sweep_interval_is_a_quarter_of_the_timeout_within_bounds() {
-        assert_eq!(
-            sweep_interval(Duration::from_secs(2)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            sweep_interval(Duration::from_secs(300)),
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            sweep_interval(Duration::from_millis(100)),
-            Duration::from_millis(100)
-        );
-    }
+        Ok(())
+    })
+    .await
 }

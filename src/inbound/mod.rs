@@ -1,10 +1,14 @@
 //! The receive path: every DELIVER the link hands up is stored in its inbound stream — status
 //! reports correlated to our message, MO decoded and reassembled — and only then answered with
 //! DELIVER_RESP Result 0. If it cannot be stored (Redis down), it is refused, so the ISMG
-//! delivers it again; redeliveries are recognised by the DELIVER's Msg_Id and stored once.
+//! delivers it again; redeliveries are recognised by the DELIVER's Msg_Id and stored once. A
+//! report whose Msg_Id is not mapped yet is held in Redis and answered at once: the ISMG allows
+//! only a few DELIVERs unanswered, so nothing here waits for a timer before answering.
 
+mod held;
 mod mo;
 mod report;
+mod sweeper;
 mod undecodable;
 
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use crate::protocol::submit_result;
 use crate::session::{Delivered, Inbound};
 use crate::store::Store;
 
+pub use held::run_report_sweeper;
 pub use mo::run_mo_sweeper;
 
 /// DELIVERs handled at once; the link's own queue holds the rest.
@@ -67,7 +72,14 @@ impl Receiver {
             self.metrics.clone(),
             self.shutdown.clone(),
         ));
+        tasks.spawn(run_report_sweeper(
+            self.store.clone(),
+            self.config.clone(),
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        ));
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        let watchers = Arc::new(Semaphore::new(held::MAX_WATCHED));
         // Whether the last store attempt failed: the outage is logged when it starts and ends.
         let failing = Arc::new(AtomicBool::new(false));
         while let Some(Inbound { deliver, ack }) = inbound.recv().await {
@@ -76,21 +88,25 @@ impl Receiver {
             };
             let (store, config) = (self.store.clone(), self.config.clone());
             let (metrics, store_failed) = (self.metrics.clone(), self.store_failed.clone());
-            let failing = failing.clone();
+            let (failing, watchers) = (failing.clone(), watchers.clone());
+            let shutdown = self.shutdown.clone();
             tasks.spawn(async move {
                 let stored = match &deliver {
                     Delivered::Decoded(d) if d.is_report() => {
-                        report::handle(&store, &config, &metrics, d).await
+                        report::handle(&store, &metrics, d).await
                     }
-                    Delivered::Decoded(d) => mo::handle(&store, &metrics, d).await,
-                    Delivered::Undecodable(u) => undecodable::handle(&store, &metrics, u).await,
+                    Delivered::Decoded(d) => mo::handle(&store, &metrics, d).await.map(|()| None),
+                    Delivered::Undecodable(u) => {
+                        undecodable::handle(&store, &metrics, u).await.map(|()| None)
+                    }
                 };
-                match stored {
-                    Ok(()) => {
+                let held = match stored {
+                    Ok(held) => {
                         if failing.swap(false, Ordering::Relaxed) {
                             tracing::info!("storing DELIVERs again");
                         }
-                        ack.confirm()
+                        ack.confirm();
+                        held
                     }
                     Err(e) => {
                         // One line per outage at warn; each refused DELIVER only at debug.
@@ -100,13 +116,23 @@ impl Receiver {
                         tracing::debug!(error = %e, msg_id = %deliver.msg_id(), "DELIVER refused");
                         store_failed.inc();
                         ack.refuse(submit_result::FLOW_CONTROL);
+                        None
                     }
-                }
+                };
+                // Answered: the slot is free, whatever a held report still waits for.
                 drop(permit);
+                let Some(held) = held else { return };
+                match watchers.try_acquire_owned() {
+                    Ok(_watching) => held::watch(store, config, metrics, held, shutdown).await,
+                    Err(_) => tracing::debug!(
+                        msg_id = held.msg_id,
+                        "more held reports than watchers; the sweeper writes this one"
+                    ),
+                }
             });
         }
         tasks.close();
-        // The sweeper stops with the shutdown token; give in-flight writes a moment.
+        // The sweepers and watchers stop with the shutdown token; give in-flight writes a moment.
         let _ = tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await;
     }
 }

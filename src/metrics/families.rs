@@ -46,12 +46,14 @@ pub struct Families {
     pub reports_unmatched: IntCounter,
     pub reports_malformed: IntCounter,
     pub reports_match_waits: IntCounter,
+    pub reports_held: IntGauge,
     pub messages_final: IntCounterVec,
     pub mo_messages: IntCounterVec,
     pub mo_reassembly_pending: IntGauge,
     // Worker and streams.
     pub worker_messages: IntCounterVec,
     pub dead_letters: IntCounterVec,
+    pub msg_id_duplicates: IntCounter,
     pub stream_length: IntGaugeVec,
     pub group_pending: IntGaugeVec,
     pub group_lag: IntGaugeVec,
@@ -201,7 +203,11 @@ impl Families {
             ),
             reports_match_waits: r.counter(
                 "cmpp_reports_match_waits_total",
-                "Reports that arrived before their Msg_Id was recorded and waited for it",
+                "Reports that arrived before their Msg_Id was recorded and were held for it",
+            ),
+            reports_held: r.gauge(
+                "cmpp_reports_held",
+                "Status reports held until their Msg_Id is mapped",
             ),
             messages_final: r.counters(
                 "cmpp_messages_final_total",
@@ -226,6 +232,10 @@ impl Families {
                 "cmpp_dead_letters_total",
                 "Entries written to the dead-letter stream",
                 &["status"],
+            ),
+            msg_id_duplicates: r.counter(
+                "cmpp_msg_id_duplicates_total",
+                "Msg_Ids the ISMG gave a segment that another message already holds",
             ),
             stream_length: r.gauges("cmpp_stream_length", "Entries in each stream", &["stream"]),
             group_pending: r.gauges(

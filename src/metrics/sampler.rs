@@ -44,6 +44,7 @@ pub async fn run(
                     .set(group.pending as i64);
                 f.group_lag.with_label_values(&["mt"]).set(group.lag as i64);
                 f.mo_reassembly_pending.set(s.mo_pending as i64);
+                f.reports_held.set(s.reports_held as i64);
             }
             Err(e) => {
                 // The last values stay; the error counter and the Redis alerts tell the rest.

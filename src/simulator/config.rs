@@ -114,6 +114,12 @@ pub struct Behaviour {
     /// Non-empty: a SUBMIT to this number closes the connection unanswered (what was answered
     /// before it is flushed first), as an ISMG that chokes on one particular message does.
     pub close_on_dest: String,
+    /// Act as an ISMG that speaks only CMPP 2.0: every CONNECT is answered in the 30-byte 2.0
+    /// layout with Version 0x20, whatever the client announced, and the session goes on in 2.0.
+    pub answer_v20: bool,
+    /// Give every accepted SUBMIT the same Msg_Id (and report it under that id), as a broken
+    /// peer does.
+    pub repeat_msg_id: bool,
 }
 
 impl Default for Behaviour {
@@ -137,6 +143,8 @@ impl Default for Behaviour {
             v20_responses: false,
             active_test_resp_without_reserved: false,
             close_on_dest: String::new(),
+            answer_v20: false,
+            repeat_msg_id: false,
         }
     }
 }

@@ -20,13 +20,14 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) type Link = Framed<TcpStream, CmppCodec>;
 
-/// Returns the account when the login succeeded; the codec then speaks the account's version.
+/// Returns the account and the version the session speaks when the login succeeded; the codec
+/// then speaks that version.
 pub(crate) async fn login(
     shared: &Shared,
     link: &mut Link,
     peer: SocketAddr,
     id: u64,
-) -> Option<Arc<AccountState>> {
+) -> Option<(Arc<AccountState>, Version)> {
     let first = tokio::select! {
         () = shared.shutdown.cancelled() => return None,
         first = tokio::time::timeout(LOGIN_TIMEOUT, link.next()) => first,
@@ -59,11 +60,17 @@ pub(crate) async fn login(
     };
 
     let account = shared.account(&connect.source_addr).cloned();
+    let behaviour = shared.behaviour.get();
+    let judged = if behaviour.answer_v20 {
+        judge_as_v20_only(&connect, account.as_deref())
+    } else {
+        judge(&connect, account.as_deref())
+    };
     let Answer {
         status,
         layout: version,
         version_byte,
-    } = judge(&connect, account.as_deref());
+    } = judged;
     let counter = match status {
         connect_status::OK => &shared.counters.logins_ok,
         connect_status::BAD_SOURCE_ADDR => &shared.counters.login_failed_bad_addr,
@@ -76,7 +83,7 @@ pub(crate) async fn login(
         .map_or(&[][..], |a| a.account.secret.as_bytes());
     let mut resp = ConnectResp::answer(version, status, &connect, secret);
     resp.version = version_byte;
-    if status == connect_status::OK && shared.behaviour.get().bad_authenticator {
+    if status == connect_status::OK && behaviour.bad_authenticator {
         // What a server that ignores the secret sends: MD5 of nothing useful.
         resp.authenticator_ismg = [0xA5; 16];
     }
@@ -96,7 +103,7 @@ pub(crate) async fn login(
         return None;
     }
     info!(conn = id, %peer, sp_id = %connect.source_addr, %version, "logged in");
-    account
+    account.map(|a| (a, version))
 }
 
 /// What to answer to a CONNECT.
@@ -109,10 +116,12 @@ struct Answer {
     version_byte: u8,
 }
 
-/// A successful login is answered, and continued, in the account's version. A refusal is
-/// answered in the layout of the version the client announced, so that it can read why (a 3.0
-/// client refused with Status 4 by a 2.0 account gets a 33-byte CONNECT_RESP whose Version byte
-/// says 0x20); an unknown SP likewise.
+/// A login is answered, and on success continued, in the layout of the version the client
+/// announced, never in one it did not ask for. As ISMGs do: any 2.x Version byte (0x20, 0x21)
+/// is 2.0; a 2.x client on a 3.0 account gets a 2.0 session (CONNECT_RESP.Version says 0x30, the
+/// highest the ISMG speaks, as the spec defines that field: the client stays on its own lower
+/// version); only a client above the account's version is refused (Status 4, its Version byte
+/// saying what the account speaks). An unknown SP is refused in the client's layout likewise.
 fn judge(connect: &Connect, account: Option<&AccountState>) -> Answer {
     let asked = Version::from_byte(connect.version);
     let Some(account) = account else {
@@ -124,21 +133,42 @@ fn judge(connect: &Connect, account: Option<&AccountState>) -> Answer {
         };
     };
     let version = account.account.version;
+    let too_high = match asked {
+        Some(asked) => asked.byte() > version.byte(),
+        // An unknown major: compare the raw bytes (0x40 is too high; 0x10 gets the account's).
+        None => connect.version > version.byte(),
+    };
     let status = if !connect.verify(account.account.secret.as_bytes()) {
         connect_status::AUTH_FAILED
-    } else if connect.version > version.byte() {
+    } else if too_high {
         connect_status::VERSION_TOO_HIGH
     } else {
         connect_status::OK
     };
-    let layout = match status {
-        connect_status::OK => version,
-        _ => asked.unwrap_or(version),
+    let layout = match asked {
+        Some(asked) if status != connect_status::OK || asked.byte() < version.byte() => asked,
+        _ => version,
     };
     Answer {
         status,
         layout,
         version_byte: version.byte(),
+    }
+}
+
+/// The `answer_v20` fault: an ISMG that speaks only CMPP 2.0, such as gocmpp's 2.0 server,
+/// answers every CONNECT in the 30-byte 2.0 layout with Version 0x20, checks the SP and its
+/// secret but not the Version byte, and goes on in 2.0 whatever the client asked.
+fn judge_as_v20_only(connect: &Connect, account: Option<&AccountState>) -> Answer {
+    let status = match account {
+        None => connect_status::BAD_SOURCE_ADDR,
+        Some(a) if !connect.verify(a.account.secret.as_bytes()) => connect_status::AUTH_FAILED,
+        Some(_) => connect_status::OK,
+    };
+    Answer {
+        status,
+        layout: Version::V20,
+        version_byte: Version::V20.byte(),
     }
 }
 
@@ -177,10 +207,34 @@ mod tests {
         );
         let v20 = Connect::new("900001", b"888888", Version::V20, 1_021_080_510).unwrap();
         assert_eq!(judge(&v20, None), answer(2, Version::V20, 0x20));
-        // A 2.0 CONNECT to a 3.0 account is not refused; the account's version decides.
+        // A 2.x CONNECT to a 3.0 account is served in 2.0; Version says the ISMG speaks 3.0.
         assert_eq!(
             judge(&v20, Some(&state(Version::V30))),
-            answer(0, Version::V30, 0x30)
+            answer(0, Version::V20, 0x30)
         );
+        let mut v21 = v20.clone();
+        v21.version = 0x21;
+        assert_eq!(
+            judge(&v21, Some(&state(Version::V20))),
+            answer(0, Version::V20, 0x20)
+        );
+        let mut v40 = ok.clone();
+        v40.version = 0x40;
+        assert_eq!(judge(&v40, Some(&state(Version::V30))).status, 4);
+    }
+
+    #[test]
+    fn a_v20_only_ismg_answers_everyone_in_2_0() {
+        let ok = Connect::new("900001", b"888888", Version::V30, 1_021_080_510).unwrap();
+        let wrong = Connect::new("900001", b"nope", Version::V30, 1_021_080_510).unwrap();
+        let account = state(Version::V30);
+        let v20 = |status| Answer {
+            status,
+            layout: Version::V20,
+            version_byte: 0x20,
+        };
+        assert_eq!(judge_as_v20_only(&ok, Some(&account)), v20(0));
+        assert_eq!(judge_as_v20_only(&wrong, Some(&account)), v20(3));
+        assert_eq!(judge_as_v20_only(&ok, None), v20(2));
     }
 }

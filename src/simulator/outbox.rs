@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::hostile::Damage;
-use crate::protocol::{Deliver, MsgId, Packet, Pdu};
+use crate::protocol::{Deliver, MsgId, Packet, Pdu, ReportLayout, Version};
 
 /// What a DELIVER carries; decides which counters it moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,26 @@ impl Entry {
             kind,
             sends: 0,
             damage: None,
+        }
+    }
+
+    /// A 2.0 session reads only the 60-byte report body: a report queued in the 3.0 layout (the
+    /// account speaks 3.0, this session 2.0) is rewritten before it goes out.
+    pub fn fit_version(&mut self, version: Version) {
+        let Pdu::Deliver(d) = &mut self.packet.pdu else {
+            return;
+        };
+        let compact = ReportLayout::Compact60;
+        if version != Version::V20
+            || self.kind != DeliverKind::Report
+            || d.msg_content.len() == compact.body_len()
+        {
+            return;
+        }
+        if let Some(Ok(report)) = d.report()
+            && let Ok(content) = report.encode(compact)
+        {
+            d.msg_content = content;
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     next_connection: AtomicU64,
     smsc_sequence: AtomicU32,
     mo_reference: AtomicU32,
+    /// The one Msg_Id every SUBMIT gets under `repeat_msg_id`, made on first use.
+    repeated_msg_id: OnceLock<MsgId>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -131,6 +133,16 @@ impl Shared {
 
     pub fn next_msg_id(&self, count: u16) -> MsgId {
         ids::allocate(self.gateway_code, count)
+    }
+
+    /// The Msg_Id of an accepted SUBMIT to `count` recipients: a fresh block, or under
+    /// `repeat_msg_id` the same first id every time (recipient i still gets first + i).
+    pub fn submit_msg_id(&self, count: u16, repeat: bool) -> MsgId {
+        if repeat {
+            *self.repeated_msg_id.get_or_init(|| self.next_msg_id(count))
+        } else {
+            self.next_msg_id(count)
+        }
     }
 
     pub fn register(&self, id: u64, commands: mpsc::Sender<ConnCommand>) {
@@ -225,6 +237,7 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<SimulatorHandle> 
         next_connection: AtomicU64::new(0),
         smsc_sequence: AtomicU32::new(0),
         mo_reference: AtomicU32::new(fastrand::u32(..)),
+        repeated_msg_id: OnceLock::new(),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });

@@ -1,6 +1,9 @@
 //! The worker's side of the outbound stream: the consumer group, reading and reclaiming
 //! entries, the bookkeeping that follows each message, and acknowledgements.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus::IntCounter;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use tokio::sync::Mutex;
@@ -77,6 +80,10 @@ pub struct Consumer {
     config: WorkerConfig,
     /// Where the next XAUTOCLAIM scan starts.
     claim_cursor: Mutex<String>,
+    /// Counts Msg_Ids the ISMG gave that another message already holds.
+    msg_id_duplicates: Option<IntCounter>,
+    /// Such a repeat is logged at warn once (a peer that repeats one does it for every submit).
+    msg_id_duplicate_logged: AtomicBool,
 }
 
 impl Consumer {
@@ -92,7 +99,15 @@ impl Consumer {
             blocking,
             config,
             claim_cursor: Mutex::new("0-0".to_owned()),
+            msg_id_duplicates: None,
+            msg_id_duplicate_logged: AtomicBool::new(false),
         })
+    }
+
+    /// Counts repeated Msg_Ids (see [`Consumer::record_submitted`]) in `counter`.
+    pub fn counting_msg_id_duplicates(mut self, counter: IntCounter) -> Consumer {
+        self.msg_id_duplicates = Some(counter);
+        self
     }
 
     pub fn config(&self) -> &WorkerConfig {
@@ -237,6 +252,12 @@ impl Consumer {
     /// the segments and `submitted_at`, which is what makes it `submitted` (a status that
     /// ranks higher, written by a report that raced ahead, is left as it is). Plain commands,
     /// no script: this runs once per message at full rate.
+    ///
+    /// A Msg_Id is mapped only if it is not mapped yet (`SET NX GET`, same round trip): a peer
+    /// that repeats Msg_Ids must not move the reports of the message that got one first. Reports
+    /// cannot tell such messages apart, so every report under that Msg_Id stays with the first;
+    /// the later message keeps the Msg_Id in its state, names the holder in
+    /// `s{n}_msg_id_taken_by`, and stays `submitted`. Each repeat is counted.
     pub async fn record_submitted(
         &self,
         id: &str,
@@ -249,6 +270,7 @@ impl Consumer {
         let state = self.store.keys.state(id);
         let mut pipe = redis::pipe();
         let mut fields: Vec<(String, String)> = Vec::with_capacity(3 + 3 * total);
+        let mut records = Vec::with_capacity(total);
         fields.push(("segments".into(), total.to_string()));
         for (i, s) in segments.iter().enumerate() {
             let n = i + 1;
@@ -265,16 +287,65 @@ impl Consumer {
                 rmp_serde::to_vec(&record).map_err(|e| StoreError::Unexpected(e.to_string()))?;
             pipe.cmd("SET")
                 .arg(self.store.keys.msg_id(s.msg_id))
-                .arg(packed)
+                .arg(&packed)
                 .arg("PX")
                 .arg(ttl)
-                .ignore();
+                .arg("NX")
+                .arg("GET");
+            records.push(packed);
         }
         fields.push(("submitted_at".into(), now.to_string()));
         fields.push(("updated_at".into(), now.to_string()));
         // The state's TTL was set by `begin` a moment ago (HSET keeps it).
         pipe.cmd("HSET").arg(&state).arg(&fields[..]).ignore();
-        let () = self.store.query_pipeline(&pipe).await?;
+        let before: Vec<Option<Vec<u8>>> = self.store.query_pipeline(&pipe).await?;
+        // The same record is this message recorded again (a retry after an error): no repeat.
+        let taken: Vec<(usize, u64, String)> = before
+            .iter()
+            .zip(&records)
+            .zip(segments)
+            .enumerate()
+            .filter_map(|(i, ((before, mine), s))| {
+                let before = before.as_ref().filter(|b| *b != mine)?;
+                let holder = rmp_serde::from_slice::<Submitted>(before)
+                    .map(|h| h.id)
+                    .unwrap_or_default();
+                Some((i + 1, s.msg_id, holder))
+            })
+            .collect();
+        if !taken.is_empty() {
+            self.note_taken_msg_ids(id, &state, &taken).await?;
+        }
+        Ok(())
+    }
+
+    /// Segments `(n, Msg_Id, holder)` whose Msg_Id another message holds: named in the state,
+    /// counted, and logged at warn the first time only.
+    async fn note_taken_msg_ids(
+        &self,
+        id: &str,
+        state: &str,
+        taken: &[(usize, u64, String)],
+    ) -> Result<(), StoreError> {
+        let fields: Vec<(String, &str)> = taken
+            .iter()
+            .map(|(n, _, holder)| (format!("s{n}_msg_id_taken_by"), holder.as_str()))
+            .collect();
+        let _: redis::Value = redis::cmd("HSET")
+            .arg(state)
+            .arg(&fields[..])
+            .query_async(&mut self.store.conn())
+            .await?;
+        if let Some(counter) = &self.msg_id_duplicates {
+            counter.inc_by(taken.len() as u64);
+        }
+        for (_, msg_id, holder) in taken {
+            if self.msg_id_duplicate_logged.swap(true, Ordering::Relaxed) {
+                tracing::debug!(%msg_id, %id, %holder, "Msg_Id repeated by the ISMG");
+            } else {
+                tracing::warn!(%msg_id, %id, %holder, "the ISMG gave a Msg_Id that another message holds: its reports stay with that message (logged once; every repeat counts in cmpp_msg_id_duplicates_total)");
+            }
+        }
         Ok(())
     }
 

@@ -58,6 +58,18 @@ impl Keys {
         format!("{}:seen:{deliver_msg_id}", self.prefix)
     }
 
+    /// A status report held until its Msg_Id is mapped (hash of the entry's fields), by the
+    /// DELIVER's own Msg_Id.
+    pub fn held_report(&self, deliver_msg_id: u64) -> String {
+        format!("{}:report:held:{deliver_msg_id}", self.prefix)
+    }
+
+    /// Held reports by the time they arrived (sorted set of DELIVER Msg_Ids, score Unix ms),
+    /// for the sweeper.
+    pub fn held_reports(&self) -> String {
+        format!("{}:report:pending", self.prefix)
+    }
+
     /// The prefix of state keys, for scripts that derive a state key from a message id.
     pub fn state_prefix(&self) -> String {
         format!("{}:msg:", self.prefix)

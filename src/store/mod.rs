@@ -6,6 +6,7 @@
 mod browse;
 mod consumer;
 mod counters;
+mod held_reports;
 mod index;
 mod keys;
 mod mo;
@@ -23,11 +24,12 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use browse::{MessageQuery, MessageRow, Page, SCAN_BUDGET, StreamEntry, is_stream_id};
 pub use consumer::{Beginning, Consumer, OutboundEntry, SegmentRecord, Submitted};
 pub use counters::HourOutcomes;
+pub use held_reports::{HeldReport, HeldSweep};
 pub use index::IndexCursor;
 pub use keys::Keys;
 pub use mo::{MoEntry, MoOutcome, MoSweep};
 pub use outbound::{Enqueued, GroupBacklog};
-pub use reports::ReportOutcome;
+pub use reports::{ReportOutcome, WhenUnmapped};
 pub use sample::StreamSample;
 pub use state::{MessageState, MessageStatus, MessageSummary, SegmentState};
 

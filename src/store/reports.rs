@@ -1,5 +1,6 @@
 //! Status reports into the reports stream, correlated to our message through the Msg_Id map,
-//! with the message's state brought up to date in the same atomic step.
+//! with the message's state brought up to date in the same atomic step; a report whose Msg_Id
+//! is not mapped yet is held (see `held_reports`).
 
 use std::sync::LazyLock;
 
@@ -18,98 +19,130 @@ pub enum ReportOutcome {
     /// Written to the reports stream, correlated; with the message's final status when this
     /// report decided it (`delivered` or `failed`).
     Written { decided: Option<MessageStatus> },
-    /// This DELIVER was stored before (an ISMG redelivery): nothing written again.
+    /// Nothing written: this DELIVER was stored before (an ISMG redelivery), or a held report
+    /// was already written by someone else.
     Duplicate,
     /// Written flagged `unmatched=1`: its Msg_Id maps to no message.
     WrittenUnmatched,
-    /// Its Msg_Id is not mapped (yet) and unmatched reports are not allowed in this call.
-    NotMatched,
+    /// Its Msg_Id is not mapped (yet): the report is held in Redis until it is, or until
+    /// `report_match_wait` is over (see `held_reports`).
+    Held,
 }
 
-/// KEYS[1] reports stream, KEYS[2] seen-marker of the DELIVER, KEYS[3] Msg_Id map key or "".
-/// ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] "1" to write unmatched, ARGV[4] state
-/// key prefix, ARGV[5] Stat, ARGV[6] now (ms), ARGV[7] per-number index prefix, ARGV[8] the
-/// number to index an unmatched report under (or ""), ARGV[9] this minute's counters key,
-/// ARGV[10] their TTL ms, ARGV[11] the DELIVER's Msg_Id, then the entry's own field/value pairs.
-/// The Msg_Id map value is MessagePack of `Submitted` as an array: id, segment, segments, to.
+/// What to do with a report whose Msg_Id maps to no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenUnmapped {
+    /// Write it now, flagged `unmatched=1`.
+    WriteUnmatched,
+    /// Hold it (stored, so its DELIVER may be answered) and correlate it later.
+    Hold,
+}
+
+/// Correlates one report to segment `rec[2]` of the message `rec` (the Msg_Id map's record:
+/// id, segment, segments, to) whose state hash is `state`: appends `id`, `to`, `segment`,
+/// `segments` (and `status` on the report that completes the message) to `fields` and brings
+/// the state up to date. Returns `in_state` (false when the state is gone: the report is still
+/// written, nothing is recreated), the decided status (`''`, `':delivered'`, `':failed'`), and
+/// true as a third value when the state already lists this DELIVER (a redelivery: write
+/// nothing). The state's TTL is not renewed: it runs from the message's start and outlasts a
+/// report's 48 hours.
+pub(crate) const CORRELATE_FN: &str = r#"
+local function correlate(state, rec, fields, stat, now, deliver, counters, counters_ttl)
+  local id, seg, segs, to = rec[1], rec[2], rec[3], rec[4]
+  for _, v in ipairs({'id', id, 'to', to, 'segment', tostring(seg), 'segments', tostring(segs)}) do
+    fields[#fields + 1] = v
+  end
+  local names = {'status', 'submitted_at', 's' .. seg .. '_delivers'}
+  for i = 1, segs do names[#names + 1] = 's' .. i .. '_stat' end
+  local have = redis.call('HMGET', state, unpack(names))
+  if not have[1] then return false, '' end
+  local delivers = have[3]
+  if delivers and string.find(' ' .. delivers .. ' ', ' ' .. deliver .. ' ', 1, true) then
+    return true, '', true
+  end
+  local decided = ''
+  local change = {'s' .. seg .. '_delivers', delivers and (delivers .. ' ' .. deliver) or deliver, 'updated_at', now}
+  -- ACCEPTD is intermediate: it is reported but decides nothing.
+  if stat ~= 'ACCEPTD' then
+    for _, v in ipairs({'s' .. seg .. '_stat', stat, 's' .. seg .. '_reported_at', now}) do
+      change[#change + 1] = v
+    end
+    local complete, failed_stat = true, false
+    for i = 1, segs do
+      local s = have[3 + i]
+      if i == seg then s = stat end
+      if not s then complete = false break end
+      if s ~= 'DELIVRD' and not failed_stat then failed_stat = s end
+    end
+    if complete then
+      local final = failed_stat and 'failed' or 'delivered'
+      local current = have[1]
+      if have[2] and (rank[current] or 0) < rank.submitted then current = 'submitted' end
+      if (rank[final] or 0) > (rank[current] or 0) then
+        for _, v in ipairs({'status', final, 'final_at', now}) do change[#change + 1] = v end
+        if redis.call('HINCRBY', counters, final, 1) == 1 then
+          redis.call('PEXPIRE', counters, counters_ttl)
+        end
+        if failed_stat then
+          change[#change + 1] = 'error'
+          change[#change + 1] = 'Stat ' .. failed_stat
+        end
+        decided = ':' .. final
+      end
+      fields[#fields + 1] = 'status'
+      fields[#fields + 1] = final
+    end
+  end
+  redis.call('HSET', state, unpack(change))
+  return true, decided
+end
+"#;
+
+/// KEYS[1] reports stream, KEYS[2] seen-marker of the DELIVER, KEYS[3] Msg_Id map key or "",
+/// KEYS[4] the DELIVER's held-report hash, KEYS[5] the held-report index.
+/// ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] what to do unmapped: `write` (unmatched)
+/// or `hold`, ARGV[4] state key prefix, ARGV[5] Stat, ARGV[6] now (ms), ARGV[7] per-number index
+/// prefix, ARGV[8] the number to index an unmatched report under (or ""), ARGV[9] this minute's
+/// counters key, ARGV[10] their TTL ms, ARGV[11] the DELIVER's Msg_Id, then the entry's own
+/// field/value pairs. The Msg_Id map value is MessagePack of `Submitted` as an array: id,
+/// segment, segments, to.
 ///
 /// It runs once per message at full rate, and each `redis.call` costs Redis more than the
 /// command itself, so it makes few: GET the map, one HMGET and one HSET of the state, the XADD,
 /// the number's index (ZADD, PEXPIRE), and the minute's `delivered`/`failed` counter when the
 /// report decides the message. A redelivered DELIVER is recognised in the state, which lists
 /// the DELIVER Msg_Ids each segment's reports came in (`s{n}_delivers`); only a report with no
-/// state to hold that (unmatched, malformed, state expired) claims a seen-marker key of its own;
-/// an unmatched one looks for it first, so its redelivery is known at once rather than after
-/// another `report_match_wait` (during which it would hold one of the ISMG's few DELIVER slots).
-/// The state's TTL is not renewed: it runs from the message's start and outlasts a report's
-/// 48 hours.
+/// state to hold that (unmatched, held, malformed, state expired) claims a seen-marker key of
+/// its own, and one whose Msg_Id is not mapped looks for it first. A held report claims it when
+/// held, so a redelivery while it waits is known at once; the held-report script writes it
+/// later (see `held_reports`), and a redelivery that finds the Msg_Id mapped first is written
+/// then and recognised by that script in the state.
 pub(crate) static REPORT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r#"{STATUS_RANK}{INDEX_ADD_FN}
+        r#"{STATUS_RANK}{INDEX_ADD_FN}{CORRELATE_FN}
 local mapped = false
 if KEYS[3] ~= '' then mapped = redis.call('GET', KEYS[3]) end
-if not mapped then
-  -- Stored before as unmatched (a redelivery): known at once, not after another match wait.
-  if redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
-  if ARGV[3] ~= '1' then return 'unmatched' end
-end
 local fields = {{unpack(ARGV, 12)}}
+if not mapped then
+  if ARGV[3] == 'hold' then
+    if not redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then return 'duplicate' end
+    redis.call('HSET', KEYS[4], unpack(fields))
+    redis.call('PEXPIRE', KEYS[4], ARGV[1])
+    redis.call('ZADD', KEYS[5], ARGV[6], ARGV[11])
+    return 'held'
+  end
+  -- Stored before as unmatched (a redelivery): known at once.
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
+end
 local number = ARGV[8]
-local stat, now, deliver = ARGV[5], ARGV[6], ARGV[11]
-local decided = ''
-local in_state = false
+local decided, in_state = '', false
 if mapped then
   local rec = cmsgpack.unpack(mapped)
-  local id, seg, segs, to = rec[1], rec[2], rec[3], rec[4]
-  local state = ARGV[4] .. id
-  number = to
-  for _, v in ipairs({{'id', id, 'to', to, 'segment', tostring(seg), 'segments', tostring(segs)}}) do
-    fields[#fields + 1] = v
-  end
-  local names = {{'status', 'submitted_at', 's' .. seg .. '_delivers'}}
-  for i = 1, segs do names[#names + 1] = 's' .. i .. '_stat' end
-  local have = redis.call('HMGET', state, unpack(names))
-  -- No state (expired or never kept): the report is written, nothing is recreated.
-  if have[1] then
-    in_state = true
-    local delivers = have[3]
-    if delivers and string.find(' ' .. delivers .. ' ', ' ' .. deliver .. ' ', 1, true) then
-      return 'duplicate'
-    end
-    local change = {{'s' .. seg .. '_delivers', delivers and (delivers .. ' ' .. deliver) or deliver, 'updated_at', now}}
-    -- ACCEPTD is intermediate: it is reported but decides nothing.
-    if stat ~= 'ACCEPTD' then
-      for _, v in ipairs({{'s' .. seg .. '_stat', stat, 's' .. seg .. '_reported_at', now}}) do
-        change[#change + 1] = v
-      end
-      local complete, failed_stat = true, false
-      for i = 1, segs do
-        local s = have[3 + i]
-        if i == seg then s = stat end
-        if not s then complete = false break end
-        if s ~= 'DELIVRD' and not failed_stat then failed_stat = s end
-      end
-      if complete then
-        local final = failed_stat and 'failed' or 'delivered'
-        local current = have[1]
-        if have[2] and (rank[current] or 0) < rank.submitted then current = 'submitted' end
-        if (rank[final] or 0) > (rank[current] or 0) then
-          for _, v in ipairs({{'status', final, 'final_at', now}}) do change[#change + 1] = v end
-          if redis.call('HINCRBY', ARGV[9], final, 1) == 1 then
-            redis.call('PEXPIRE', ARGV[9], ARGV[10])
-          end
-          if failed_stat then
-            change[#change + 1] = 'error'
-            change[#change + 1] = 'Stat ' .. failed_stat
-          end
-          decided = ':' .. final
-        end
-        fields[#fields + 1] = 'status'
-        fields[#fields + 1] = final
-      end
-    end
-    redis.call('HSET', state, unpack(change))
-  end
+  local redelivered
+  in_state, decided, redelivered = correlate(ARGV[4] .. rec[1], rec, fields, ARGV[5], ARGV[6],
+    ARGV[11], ARGV[9], ARGV[10])
+  if redelivered then return 'duplicate' end
+  number = rec[4]
 else
   fields[#fields + 1] = 'unmatched'
   fields[#fields + 1] = '1'
@@ -126,17 +159,16 @@ return 'written_unmatched'
 });
 
 impl Store {
-    /// Writes one status report. `allow_unmatched` decides what happens when its Msg_Id is not
-    /// mapped: write it flagged `unmatched=1`, or return [`ReportOutcome::NotMatched`] so the
-    /// caller can wait for the SUBMIT_RESP bookkeeping and try again.
+    /// Writes one status report, or holds it when its Msg_Id is not mapped and `unmapped`
+    /// says so.
     pub async fn record_report(
         &self,
         deliver: &Deliver,
         report: &StatusReport,
         received_at: u64,
-        allow_unmatched: bool,
+        unmapped: WhenUnmapped,
     ) -> Result<ReportOutcome, StoreError> {
-        let invocation = self.report_invocation(deliver, report, received_at, allow_unmatched);
+        let invocation = self.report_invocation(deliver, report, received_at, unmapped);
         let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
         parse_outcome(&outcome)
     }
@@ -146,7 +178,7 @@ impl Store {
         deliver: &Deliver,
         report: &StatusReport,
         received_at: u64,
-        allow_unmatched: bool,
+        unmapped: WhenUnmapped,
     ) -> ScriptInvocation<'static> {
         let entry = [
             ("msg_id", report.msg_id.to_string()),
@@ -162,7 +194,7 @@ impl Store {
             &self.keys.msg_id(report.msg_id.0),
             &report.stat,
             received_at,
-            allow_unmatched,
+            unmapped,
             &entry,
         )
     }
@@ -182,7 +214,14 @@ impl Store {
             ("received_at", received_at.to_string()),
             ("deliver_msg_id", deliver.msg_id.to_string()),
         ];
-        let invocation = self.report_script(deliver, "", "", received_at, true, &entry);
+        let invocation = self.report_script(
+            deliver,
+            "",
+            "",
+            received_at,
+            WhenUnmapped::WriteUnmatched,
+            &entry,
+        );
         let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
         parse_outcome(&outcome)
     }
@@ -194,7 +233,7 @@ impl Store {
         msg_id_key: &str,
         stat: &str,
         now: u64,
-        allow_unmatched: bool,
+        unmapped: WhenUnmapped,
         entry: &[(&str, String)],
     ) -> ScriptInvocation<'static> {
         let dest = entry
@@ -206,9 +245,14 @@ impl Store {
         invocation
             .key(self.keys.seen_deliver(deliver.msg_id.0))
             .key(msg_id_key)
+            .key(self.keys.held_report(deliver.msg_id.0))
+            .key(self.keys.held_reports())
             .arg(self.ttl_ms())
             .arg(self.config.inbound_maxlen)
-            .arg(if allow_unmatched { "1" } else { "0" })
+            .arg(match unmapped {
+                WhenUnmapped::WriteUnmatched => "write",
+                WhenUnmapped::Hold => "hold",
+            })
             .arg(self.keys.state_prefix())
             .arg(stat)
             .arg(now)
@@ -224,7 +268,7 @@ impl Store {
     }
 }
 
-fn parse_outcome(outcome: &str) -> Result<ReportOutcome, StoreError> {
+pub(crate) fn parse_outcome(outcome: &str) -> Result<ReportOutcome, StoreError> {
     match outcome {
         "written" => Ok(ReportOutcome::Written { decided: None }),
         "written:delivered" => Ok(ReportOutcome::Written {
@@ -235,7 +279,7 @@ fn parse_outcome(outcome: &str) -> Result<ReportOutcome, StoreError> {
         }),
         "written_unmatched" => Ok(ReportOutcome::WrittenUnmatched),
         "duplicate" => Ok(ReportOutcome::Duplicate),
-        "unmatched" => Ok(ReportOutcome::NotMatched),
+        "held" => Ok(ReportOutcome::Held),
         other => Err(StoreError::Unexpected(format!(
             "report script answered {other:?}"
         ))),

@@ -13,6 +13,8 @@ pub struct StreamSample {
     pub group: Option<GroupBacklog>,
     /// Reassembly sets of long MO waiting for parts.
     pub mo_pending: u64,
+    /// Status reports held until their Msg_Id is mapped.
+    pub reports_held: u64,
 }
 
 impl Store {
@@ -23,12 +25,14 @@ impl Store {
             pipe.cmd("XLEN").arg(stream);
         }
         pipe.cmd("ZCARD").arg(k.mo_pending());
-        let (mt, dead, reports, mo, mo_pending): (u64, u64, u64, u64, u64) =
+        pipe.cmd("ZCARD").arg(k.held_reports());
+        let (mt, dead, reports, mo, mo_pending, reports_held): (u64, u64, u64, u64, u64, u64) =
             pipe.query_async(&mut self.conn()).await?;
         Ok(StreamSample {
             lengths: [mt, dead, reports, mo],
             group: self.group_backlog(group).await?,
             mo_pending,
+            reports_held,
         })
     }
 }

@@ -70,6 +70,10 @@ pub struct SegmentState {
     pub submitted_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reported_at: Option<u64>,
+    /// The message that got this Msg_Id first from a peer that repeats them: reports under it
+    /// correlate there, not here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg_id_taken_by: Option<String>,
 }
 
 /// What both the single view and the console's list show of a message: who, its status (as
@@ -150,6 +154,7 @@ impl MessageState {
                 stat: text(&format!("s{n}_stat")),
                 submitted_at: num(&format!("s{n}_submitted_at")),
                 reported_at: num(&format!("s{n}_reported_at")),
+                msg_id_taken_by: text(&format!("s{n}_msg_id_taken_by")),
             })
             .collect();
         Some(MessageState { summary, segments })

@@ -83,6 +83,7 @@ impl Connection {
         self.outbox_due = self.account.outbox.take(now, room, &mut taken);
         for mut entry in taken.drain(..) {
             entry.packet.sequence_id = self.next_sequence();
+            entry.fit_version(self.version);
             if !self.write_damaged(&entry.packet, entry.damage) {
                 // Checked when queued, so this is a bug; resending would fail the same way.
                 continue;

@@ -97,10 +97,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         debug!(conn = id, "cannot set TCP_NODELAY: {e}");
     }
     let mut link = Framed::with_capacity(stream, CmppCodec::new(Version::V30), READ_CAPACITY);
-    if let Some(account) = login(&shared, &mut link, peer, id).await {
+    if let Some((account, version)) = login(&shared, &mut link, peer, id).await {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         shared.register(id, tx);
-        let mut conn = Connection::new(Arc::clone(&shared), account, link, rx, id);
+        let mut conn = Connection::new(Arc::clone(&shared), account, version, link, rx, id);
         let close = conn.serve().await;
         shared.unregister(id);
         if close.flush_first() {
@@ -127,6 +127,7 @@ struct Connection {
     id: u64,
     shared: Arc<Shared>,
     account: Arc<AccountState>,
+    /// What this session speaks: the client's version, which may be below the account's.
     version: Version,
     link: Link,
     commands: mpsc::Receiver<ConnCommand>,
@@ -163,6 +164,7 @@ impl Connection {
     fn new(
         shared: Arc<Shared>,
         account: Arc<AccountState>,
+        version: Version,
         link: Link,
         commands: mpsc::Receiver<ConnCommand>,
         id: u64,
@@ -171,7 +173,7 @@ impl Connection {
         let behaviour_generation = shared.behaviour.generation();
         Connection {
             id,
-            version: account.account.version,
+            version,
             outbox_wake: account.outbox.subscribe(),
             shutdown: Box::pin(shared.shutdown.clone().cancelled_owned()),
             behaviour: shared.behaviour.get(),

@@ -41,7 +41,10 @@ impl Connection {
                 let count = u16::try_from(recipients).unwrap_or(u16::MAX);
                 (
                     submit_result::OK,
-                    Some(self.shared.next_msg_id(count)),
+                    Some(
+                        self.shared
+                            .submit_msg_id(count, self.behaviour.repeat_msg_id),
+                    ),
                     drop_response,
                 )
             }
