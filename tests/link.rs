@@ -182,6 +182,40 @@ async fn each_login_failure_is_typed_and_auth_failures_back_off_long() {
 }
 
 #[tokio::test]
+async fn a_2_0_answer_to_a_3_0_login_is_named_and_backed_off_like_a_refusal() {
+    let sim = gateway::simulator(Behaviour {
+        answer_v20: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let link = spawn(config(&sim));
+    eventually("two mismatched logins", Duration::from_secs(5), || {
+        link.events.count(|e| {
+            *e == LinkEvent::ConnectAttempt {
+                outcome: ConnectOutcome::VersionMismatch,
+            }
+        }) >= 2
+    })
+    .await;
+    let status = link.link().status();
+    assert!(
+        status.reason.contains(
+            "the ISMG answered in CMPP 2.0 (Status 0) to a CMPP 3.0 login: set cmpp_version to 2.0"
+        ),
+        "{status:?}"
+    );
+    // Like a refused login: at least reconnect_max (300 ms) between attempts.
+    let times = link
+        .events
+        .times(|e| matches!(e, LinkEvent::ConnectAttempt { .. }));
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(300),
+        "{times:?}"
+    );
+    link.close().await;
+}
+
+#[tokio::test]
 async fn a_version_the_account_does_not_have_is_status_4_and_2_0_works() {
     let sim = simulator::start(SimulatorConfig {
         accounts: vec![Account::new("900002", "222222", Version::V20)],
