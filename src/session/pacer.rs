@@ -73,6 +73,15 @@ impl Interval {
     }
 }
 
+/// What one past interval saw.
+#[derive(Debug, Clone, Copy)]
+struct Recent {
+    start: Instant,
+    end: Instant,
+    sent: u32,
+    accepted: u32,
+}
+
 #[derive(Debug)]
 pub(crate) struct Pacer {
     /// Configured submits per second; 0 = unlimited.
@@ -88,8 +97,8 @@ pub(crate) struct Pacer {
     cut_from: f64,
     /// Smoothed SUBMIT round trip.
     rtt: Duration,
-    /// Recent intervals as (start, end, accepted), covering about the last second.
-    recent: VecDeque<(Instant, Instant, u32)>,
+    /// Recent intervals, covering about the last second.
+    recent: VecDeque<Recent>,
     last_cut: Option<Instant>,
 }
 
@@ -160,12 +169,16 @@ impl Pacer {
         let long_enough = elapsed >= INTERVAL && self.interval.answered >= MIN_ANSWERS;
         if long_enough || elapsed >= MAX_INTERVAL {
             let i = &self.interval;
-            self.recent
-                .push_back((i.start, now, i.answered - i.refused));
+            self.recent.push_back(Recent {
+                start: i.start,
+                end: now,
+                sent: i.sent,
+                accepted: i.answered - i.refused,
+            });
             while self
                 .recent
                 .front()
-                .is_some_and(|(start, ..)| now.saturating_duration_since(*start) > MAX_INTERVAL)
+                .is_some_and(|r| now.saturating_duration_since(r.start) > MAX_INTERVAL)
                 && self.recent.len() > 1
             {
                 self.recent.pop_front();
@@ -214,13 +227,21 @@ impl Pacer {
             return;
         }
         self.last_cut = Some(now);
-        let accepting = self.accepted_last_second();
+        let accepting = self.last_second(|r| r.accepted);
+        let sent_recently = self.last_second(|r| r.sent).max(MIN_RATE);
         let from = if self.current > 0.0 {
-            self.current.min(sending.max(MIN_RATE))
+            self.current
         } else {
-            sending.max(MIN_RATE)
+            sent_recently
         };
-        let target = accepting / (1.0 - baseline).max(0.05);
+        // What the carrier accepted says what it takes only while we offered it enough; after
+        // a refused burst the segments wait out their pauses and little is sent, and then only
+        // the mild cut applies.
+        let target = if sent_recently >= from * 0.5 {
+            accepting / (1.0 - baseline).max(0.05)
+        } else {
+            from * CUT_CEILING
+        };
         self.cut_from = from;
         self.current = target
             .clamp(from * CUT_FLOOR, from * CUT_CEILING)
@@ -228,18 +249,28 @@ impl Pacer {
         if self.configured > 0.0 {
             self.current = self.current.min(self.configured);
         }
+        tracing::debug!(
+            share,
+            baseline,
+            sent_recently,
+            accepting,
+            limit = self.current,
+            "Result 8 above the carrier's baseline; rate limit cut"
+        );
     }
 
-    /// Submits accepted per second over the intervals of about the last second.
-    fn accepted_last_second(&self) -> f64 {
-        let (Some((first, ..)), Some((_, last, _))) = (self.recent.front(), self.recent.back())
-        else {
+    /// A count per second over the intervals of about the last second.
+    fn last_second(&self, count: impl Fn(&Recent) -> u32) -> f64 {
+        let (Some(first), Some(last)) = (self.recent.front(), self.recent.back()) else {
             return 0.0;
         };
-        let span = last.saturating_duration_since(*first).as_secs_f64();
-        let accepted: u32 = self.recent.iter().map(|(.., a)| a).sum();
+        let span = last
+            .end
+            .saturating_duration_since(first.start)
+            .as_secs_f64();
+        let total: u32 = self.recent.iter().map(count).sum();
         if span > 0.0 {
-            f64::from(accepted) / span
+            f64::from(total) / span
         } else {
             0.0
         }
