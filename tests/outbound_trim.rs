@@ -100,3 +100,70 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
         "the 200 acknowledged entries go, the 50 pending and 50 unread stay"
     );
 }
+
+/// Redis's `XTRIM MINID ~` removes at most 100 stream nodes per call unless told otherwise: at
+/// thousands of messages per second one call per trimmer period fell behind for good. One call
+/// of the trimmer brings 30 000 acknowledged entries down to the unacknowledged ones.
+#[tokio::test]
+async fn one_trim_removes_every_acknowledged_entry_however_many() {
+    let redis = RedisServer::start();
+    let mut conn = connect(&redis).await;
+    let store = store(&redis).await;
+    // Nodes of 10 entries keep Redis's default per-call limit (100 nodes) at 1 000 entries.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("stream-node-max-entries")
+        .arg(10)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("cmpp:mt")
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    streams::fill(&mut conn, "bulk", 30_100).await;
+    let read: Vec<String> = {
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg("c1")
+            .arg("COUNT")
+            .arg(30_050)
+            .arg("STREAMS")
+            .arg("cmpp:mt")
+            .arg(">")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        reply.keys[0].ids.iter().map(|e| e.id.clone()).collect()
+    };
+    // The first 30 000 acknowledged; 50 pending, 50 unread.
+    for chunk in read[..30_000].chunks(5_000) {
+        let _: u64 = redis::cmd("XACK")
+            .arg("cmpp:mt")
+            .arg(GROUP)
+            .arg(chunk)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    let deleted = store.trim_outbound().await.unwrap();
+    let left = ids(&mut conn).await;
+    assert!(
+        (100..=110).contains(&left.len()),
+        "one call leaves the 100 unacknowledged entries (and at most a node's worth before \
+         them), not {} (deleted {deleted})",
+        left.len()
+    );
+    assert_eq!(
+        left[left.len() - 100],
+        read[30_000],
+        "none of the pending gone"
+    );
+}

@@ -2,49 +2,13 @@
 //! entries, the bookkeeping that follows each message, and acknowledgements.
 
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use tokio::sync::Mutex;
 
-use super::scripts::{DEAD_LETTER, TRANSITION};
+use super::outbound_entry::{OutboundEntry, parse_autoclaim_reply, parse_read_reply};
+use super::scripts::TRANSITION;
 use super::state::MessageStatus;
 use super::{Store, StoreError, connect, now_ms};
 use crate::config::{RedisConfig, WorkerConfig};
-use crate::message::normalize_msisdn;
-
-/// One entry of the outbound stream, fields as strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboundEntry {
-    pub stream_id: String,
-    pub fields: Vec<(String, String)>,
-}
-
-impl OutboundEntry {
-    fn from_stream_id(entry: StreamId) -> OutboundEntry {
-        let fields = entry
-            .map
-            .iter()
-            .filter_map(|(k, v)| {
-                redis::from_redis_value_ref::<String>(v)
-                    .ok()
-                    .map(|v| (k.clone(), v))
-            })
-            .collect();
-        OutboundEntry {
-            stream_id: entry.id,
-            fields,
-        }
-    }
-
-    pub fn field_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// What is sent, as the entry gives it: `text`, or `hex` and `coding`.
-    pub fn content_fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.field_pairs()
-            .filter(|(k, _)| matches!(*k, "text" | "hex" | "coding"))
-    }
-}
 
 /// A message the worker is about to send: its entry, id, recipient and segment count.
 pub struct Beginning<'a> {
@@ -71,7 +35,7 @@ pub struct SegmentRecord {
 }
 
 pub struct Consumer {
-    store: Store,
+    pub(super) store: Store,
     /// A connection of its own: a blocking XREADGROUP holds a multiplexed connection.
     blocking: ConnectionManager,
     config: WorkerConfig,
@@ -118,7 +82,7 @@ impl Consumer {
 
     /// New entries for this consumer, waiting up to the configured BLOCK.
     pub async fn read(&self, count: usize) -> Result<Vec<OutboundEntry>, StoreError> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        let reply: redis::Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&self.config.group)
             .arg(&self.config.consumer)
@@ -131,12 +95,7 @@ impl Consumer {
             .arg(">")
             .query_async(&mut self.blocking.clone())
             .await?;
-        Ok(reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .map(OutboundEntry::from_stream_id)
-            .collect())
+        parse_read_reply(&reply)
     }
 
     /// Entries another consumer took and left unacknowledged for longer than `reclaim_idle`.
@@ -144,7 +103,7 @@ impl Consumer {
     /// soon, or a large crash leftover would take many reclaim periods.
     pub async fn reclaim(&self, count: usize) -> Result<(Vec<OutboundEntry>, bool), StoreError> {
         let mut cursor = self.claim_cursor.lock().await;
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        let reply: redis::Value = redis::cmd("XAUTOCLAIM")
             .arg(self.store.keys.outbound())
             .arg(&self.config.group)
             .arg(&self.config.consumer)
@@ -154,14 +113,44 @@ impl Consumer {
             .arg(count.max(1))
             .query_async(&mut self.store.conn())
             .await?;
-        *cursor = reply.next_stream_id;
+        let (next, entries) = parse_autoclaim_reply(&reply)?;
+        *cursor = next;
         let more = cursor.as_str() != "0-0";
-        let entries = reply
-            .claimed
-            .into_iter()
-            .map(OutboundEntry::from_stream_id)
-            .collect();
         Ok((entries, more))
+    }
+
+    /// Claims each message id for its entry, so that an id is only ever sent (and its state only
+    /// ever written) for one entry: the first to claim it owns it, recorded as the state's
+    /// `stream_id` (which the enqueue script already wrote for entries from HTTP). `claims` are
+    /// (message id, stream id) pairs; the answer gives, for each, the entry that owns the id
+    /// when that is another one (a duplicate, not to be sent), in one round trip. Plain
+    /// commands: every entry with an `id` field pays this.
+    pub async fn claim_ids(
+        &self,
+        claims: &[(&str, &str)],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ttl = self.store.ttl_ms();
+        let mut pipe = redis::pipe();
+        for (id, stream_id) in claims {
+            let key = self.store.keys.state(id);
+            pipe.cmd("HSETNX")
+                .arg(&key)
+                .arg("stream_id")
+                .arg(stream_id)
+                .ignore();
+            // A state created by the claim expires like any other (`begin` fills it next).
+            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).arg("NX").ignore();
+            pipe.cmd("HGET").arg(&key).arg("stream_id");
+        }
+        let owners: Vec<Option<String>> = self.store.query_pipeline(&pipe).await?;
+        Ok(claims
+            .iter()
+            .zip(owners)
+            .map(|((_, stream_id), owner)| owner.filter(|o| o != stream_id))
+            .collect())
     }
 
     /// Marks each message `submitting` (and indexes it for the console) and returns its status
@@ -275,72 +264,6 @@ impl Consumer {
         // The state's TTL was set by `begin` a moment ago (HSET keeps it).
         pipe.cmd("HSET").arg(&state).arg(&fields[..]).ignore();
         let () = self.store.query_pipeline(&pipe).await?;
-        Ok(())
-    }
-
-    /// A message that failed for good: its state (`failed` when the ISMG refused it, `dead`
-    /// otherwise) and an entry in the dead-letter stream with the reason and the original fields.
-    /// A message with an id is also indexed for the console: an entry refused before `begin`
-    /// (malformed, invalid) is seen nowhere else.
-    pub async fn record_dead(
-        &self,
-        entry: &OutboundEntry,
-        id: Option<&str>,
-        status: MessageStatus,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let now_ms = now_ms();
-        let now = now_ms.to_string();
-        let to = entry
-            .field_pairs()
-            .find(|(k, _)| *k == "to")
-            .map(|(_, v)| normalize_msisdn(v))
-            .unwrap_or_default();
-        let mut state: Vec<&str> = vec![
-            "error",
-            reason,
-            "final_at",
-            &now,
-            "updated_at",
-            &now,
-            "stream_id",
-            &entry.stream_id,
-        ];
-        if let Some(id) = id {
-            state.extend(["id", id, "to", &to]);
-        }
-        let mut script = DEAD_LETTER.key(self.store.keys.dead_letters());
-        script
-            .key(id.map(|id| self.store.keys.state(id)).unwrap_or_default())
-            .arg(status.as_str())
-            .arg(self.store.ttl_ms())
-            .arg(self.store.config().inbound_maxlen)
-            .arg(state.len() / 2)
-            .arg(&state[..])
-            .arg(
-                &[
-                    "reason",
-                    reason,
-                    "status",
-                    status.as_str(),
-                    "stream_id",
-                    &entry.stream_id,
-                    "failed_at",
-                    &now,
-                ][..],
-            );
-        for (k, v) in &entry.fields {
-            if !matches!(k.as_str(), "reason" | "status" | "stream_id" | "failed_at") {
-                script.arg(k).arg(v);
-            }
-        }
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&script);
-        if let Some(id) = id {
-            self.store
-                .index_message(&mut pipe, id, &to, &entry.stream_id, now_ms);
-        }
-        let _: redis::Value = self.store.query_pipeline(&pipe).await?;
         Ok(())
     }
 

@@ -22,7 +22,8 @@ pub struct GroupBacklog {
 pub enum Enqueued {
     /// Added now; carries the answer that was stored for the idempotency id.
     Added(String),
-    /// The idempotency id was accepted before; nothing was added. Carries the first answer.
+    /// The idempotency id was accepted before, or a message id already has a state; nothing
+    /// was added. Carries the first answer (or, for an id used elsewhere, this request's).
     Duplicate(String),
 }
 
@@ -30,7 +31,8 @@ impl Store {
     /// Adds one stream entry per message, marks each `queued` and indexes it for the console,
     /// in one atomic round trip.
     /// With `idempotency`, a repeated id within the state TTL adds nothing and returns the
-    /// stored `answer` of the first request.
+    /// stored `answer` of the first request. A message id that already has a state (another
+    /// request's, or a direct XADD's) adds nothing either: a replay, answered with `answer`.
     pub async fn enqueue(
         &self,
         messages: &[OutboundMessage],
@@ -47,13 +49,13 @@ impl Store {
             .key(self.keys.message_index())
             .arg(self.ttl_ms())
             .arg(answer)
-            .arg(messages.len())
-            .arg(self.keys.message_index_by_to(""));
+            .arg(messages.len());
         let now = now_ms();
         for m in messages {
             let fields = m.to_fields();
             invocation
-                .arg(self.keys.state(&m.id))
+                .key(self.keys.state(&m.id))
+                .key(self.keys.message_index_by_to(&m.to))
                 .arg(m.queued_at_ms.unwrap_or(now))
                 .arg(fields.len());
             for (k, v) in fields {

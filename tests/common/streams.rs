@@ -102,3 +102,26 @@ pub async fn pending(conn: &mut MultiplexedConnection) -> i64 {
         _ => -1,
     }
 }
+
+/// The ids of the entries the group `gateway` has read and not acknowledged, oldest first.
+pub async fn pending_ids(conn: &mut MultiplexedConnection) -> Vec<String> {
+    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg("cmpp:mt")
+        .arg("gateway")
+        .arg("-")
+        .arg("+")
+        .arg(10_000)
+        .query_async(conn)
+        .await
+        .expect("XPENDING range");
+    rows.into_iter().map(|(id, ..)| id).collect()
+}
+
+/// One message's state hash (empty when it has none).
+pub async fn state(conn: &mut MultiplexedConnection, id: &str) -> HashMap<String, String> {
+    redis::cmd("HGETALL")
+        .arg(format!("cmpp:msg:{id}"))
+        .query_async(conn)
+        .await
+        .expect("HGETALL")
+}
