@@ -101,7 +101,32 @@ async fn idle_consumers_with_nothing_pending_are_deleted_and_others_kept() {
     // At start-up (or the first scheduled pass, once it is idle long enough).
     wait_gone(&mut conn, "gone-empty").await;
 
-    // A consumer that appears later goes on a later pass; the holder never does.
+    // This process's own consumer exists once it has read something, and then idles.
+    let _: String = redis::cmd("XADD")
+        .arg("cmpp:mt")
+        .arg("*")
+        .arg(&["to", "13800138000", "text", "sent"][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    until(
+        "the gateway's own consumer read and acknowledged",
+        LIMIT,
+        || {
+            let mut conn = conn.clone();
+            async move {
+                let all = consumers(&mut conn).await;
+                if all.contains(&("live".to_owned(), 0)) {
+                    Ok(())
+                } else {
+                    Err(format!("{all:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    // A consumer that appears later goes on a later pass (by which time the gateway's own is
+    // idle as long); the holder never does.
     create_consumer(&mut conn, "gone-later").await;
     let left = wait_gone(&mut conn, "gone-later").await;
     assert!(

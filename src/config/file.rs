@@ -105,6 +105,7 @@ raw_config! {
     worker_batch: u64,
     worker_block: Duration,
     reclaim_idle: Duration,
+    consumer_delete_idle: Duration,
     consumer_name: String,
     consumer_group: String,
     // Logging.

@@ -15,6 +15,7 @@ mod outbound_entry;
 mod reports;
 mod sample;
 mod scripts;
+mod stale_consumers;
 mod state;
 
 use std::time::Duration;

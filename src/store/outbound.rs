@@ -8,6 +8,11 @@ use super::scripts::ENQUEUE;
 use super::{Store, StoreError, now_ms};
 use crate::message::OutboundMessage;
 
+/// Entries one XTRIM call may delete: whole blocks of them, a millisecond or so of Redis time.
+const TRIM_CALL_LIMIT: u64 = 100_000;
+/// Calls per trim at most (ten million entries), so one trim has an end whatever the stream.
+const MAX_TRIM_CALLS: usize = 100;
+
 /// A consumer group's share of the outbound stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupBacklog {
@@ -101,7 +106,11 @@ impl Store {
     /// Deletes the outbound entries that every consumer group (ours, and any an application
     /// added) has read and acknowledged: the stream would otherwise keep every message ever
     /// sent. Entries pending or not yet read are never touched; without a group, nothing is.
-    /// Approximate (`MINID ~`), so Redis frees whole blocks cheaply. Returns the entries deleted.
+    /// Approximate (`MINID ~`), so Redis frees whole blocks cheaply. Redis removes at most
+    /// `LIMIT` entries per call (by default only 100 blocks, which at a thousand messages a
+    /// second fell behind for good), so this trims in calls of [`TRIM_CALL_LIMIT`] until
+    /// nothing is left below the floor: each call stays short, and all are done in one go.
+    /// Returns the entries deleted.
     pub async fn trim_outbound(&self) -> Result<u64, StoreError> {
         let mut floor: Option<(u64, u64)> = None;
         for group in self.outbound_groups().await? {
@@ -127,13 +136,23 @@ impl Store {
         let Some((ms, seq)) = floor else {
             return Ok(0);
         };
-        let deleted: u64 = redis::cmd("XTRIM")
-            .arg(self.keys.outbound())
-            .arg("MINID")
-            .arg("~")
-            .arg(format!("{ms}-{seq}"))
-            .query_async(&mut self.conn())
-            .await?;
+        let floor = format!("{ms}-{seq}");
+        let mut deleted = 0;
+        for _ in 0..MAX_TRIM_CALLS {
+            let n: u64 = redis::cmd("XTRIM")
+                .arg(self.keys.outbound())
+                .arg("MINID")
+                .arg("~")
+                .arg(&floor)
+                .arg("LIMIT")
+                .arg(TRIM_CALL_LIMIT)
+                .query_async(&mut self.conn())
+                .await?;
+            deleted += n;
+            if n == 0 {
+                break;
+            }
+        }
         Ok(deleted)
     }
 

@@ -3,6 +3,7 @@
 //! acknowledges the entry, so a crash leaves it pending for another instance to reclaim.
 
 mod acker;
+mod consumer_cleanup;
 mod in_flight;
 mod send;
 mod trimmer;
@@ -74,6 +75,10 @@ impl Worker {
             .spawn_keeper(self.consumer.clone(), self.shutdown.clone(), &tasks);
         tasks.spawn(trimmer::run(self.consumer.clone(), self.shutdown.clone()));
         self.wait_for_group().await;
+        tasks.spawn(consumer_cleanup::run(
+            self.consumer.clone(),
+            self.shutdown.clone(),
+        ));
         let reclaim_every = (self.consumer.config().reclaim_idle / 2).max(Duration::from_secs(1));
         let mut next_reclaim = Instant::now();
         while !self.shutdown.is_cancelled() {

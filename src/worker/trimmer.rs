@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Consumer;
 
-const EVERY: Duration = Duration::from_secs(10);
+/// Often enough that the stream holds about a second of sent messages at any rate (each trim
+/// deletes every acknowledged entry, however many).
+const EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(consumer: Arc<Consumer>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(EVERY);
