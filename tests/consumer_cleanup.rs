@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::common::gateway;
 use crate::common::redis::connect;
+use crate::common::streams::{create_group, read_as};
 use crate::common::wait::until;
 use cmpp_gateway::simulator::Behaviour;
 use redis::aio::MultiplexedConnection;
@@ -62,15 +63,7 @@ async fn wait_gone(conn: &mut MultiplexedConnection, name: &str) -> Vec<(String,
 async fn idle_consumers_with_nothing_pending_are_deleted_and_others_kept() {
     let redis = crate::common::redis::RedisServer::start();
     let mut conn = connect(&redis).await;
-    let () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg("cmpp:mt")
-        .arg("gateway")
-        .arg("$")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    create_group(&mut conn, "$").await;
     create_consumer(&mut conn, "gone-empty").await;
     // A consumer that died holding an entry: the claim must survive until it is reclaimed.
     let _: String = redis::cmd("XADD")
@@ -80,16 +73,7 @@ async fn idle_consumers_with_nothing_pending_are_deleted_and_others_kept() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("gateway")
-        .arg("gone-holding")
-        .arg("STREAMS")
-        .arg("cmpp:mt")
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    assert_eq!(read_as(&mut conn, "gone-holding", 1).await.len(), 1);
 
     let sim = gateway::simulator(Behaviour::default()).await;
     let gw = gateway::start(gateway::config(

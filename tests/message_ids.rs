@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::gateway;
 use crate::common::http_client::{get, post_json};
 use crate::common::redis::connect;
-use crate::common::streams::{self, field, pending_ids};
+use crate::common::streams::{self, field, wait_dead_letters, wait_nothing_pending};
 use crate::common::wait::until;
 use cmpp_gateway::simulator::{Behaviour, SimulatorHandle};
 use redis::aio::MultiplexedConnection;
@@ -29,36 +29,6 @@ async fn wait_status(conn: &mut MultiplexedConnection, id: &str, status: &str) {
                 Ok(())
             } else {
                 Err(format!("{state:?}"))
-            }
-        }
-    })
-    .await
-}
-
-async fn wait_dead_letters(conn: &mut MultiplexedConnection, count: usize) -> Vec<streams::Entry> {
-    until("dead letters", LIMIT, || {
-        let mut conn = conn.clone();
-        async move {
-            let dead = streams::entries(&mut conn, "cmpp:mt:dead").await;
-            if dead.len() >= count {
-                Ok(dead)
-            } else {
-                Err(format!("{dead:?}"))
-            }
-        }
-    })
-    .await
-}
-
-async fn wait_nothing_pending(conn: &mut MultiplexedConnection) {
-    until("nothing pending", LIMIT, || {
-        let mut conn = conn.clone();
-        async move {
-            let ids = pending_ids(&mut conn).await;
-            if ids.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{ids:?}"))
             }
         }
     })

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use crate::common::gateway;
 use crate::common::redis::{RedisServer, connect};
-use crate::common::streams::{self, field, pending_ids};
+use crate::common::streams::{
+    self, create_group, field, pending_ids, wait_dead_letters, wait_nothing_pending,
+};
 use crate::common::wait::until;
-use cmpp_gateway::simulator::Behaviour;
+use cmpp_gateway::simulator::{Behaviour, SimulatorHandle};
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
@@ -35,38 +37,7 @@ async fn valid(conn: &mut MultiplexedConnection, id: &str) -> String {
     .await
 }
 
-/// Waits for `count` dead letters and returns them.
-async fn dead_letters(conn: &mut MultiplexedConnection, count: usize) -> Vec<streams::Entry> {
-    until("dead letters", LIMIT, || {
-        let mut conn = conn.clone();
-        async move {
-            let dead = streams::entries(&mut conn, "cmpp:mt:dead").await;
-            if dead.len() >= count {
-                Ok(dead)
-            } else {
-                Err(format!("{} dead letters", dead.len()))
-            }
-        }
-    })
-    .await
-}
-
-async fn wait_nothing_pending(conn: &mut MultiplexedConnection) {
-    until("nothing pending", LIMIT, || {
-        let mut conn = conn.clone();
-        async move {
-            let ids = pending_ids(&mut conn).await;
-            if ids.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("pending {ids:?}"))
-            }
-        }
-    })
-    .await
-}
-
-async fn wait_submits(sim: &cmpp_gateway::simulator::SimulatorHandle, count: usize) {
+async fn wait_submits(sim: &SimulatorHandle, count: usize) {
     until("SUBMITs at the simulator", LIMIT, || async {
         let n = sim.recorded_submits().len();
         if n >= count {
@@ -76,6 +47,21 @@ async fn wait_submits(sim: &cmpp_gateway::simulator::SimulatorHandle, count: usi
         }
     })
     .await
+}
+
+/// A redis-server where every dead letter fails (the dead-letter stream's key holds a string),
+/// a connection to it and a simulator.
+async fn with_broken_dead_letters() -> (RedisServer, MultiplexedConnection, SimulatorHandle) {
+    let redis = RedisServer::start();
+    let mut conn = connect(&redis).await;
+    let () = redis::cmd("SET")
+        .arg("cmpp:mt:dead")
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let sim = gateway::simulator(Behaviour::default()).await;
+    (redis, conn, sim)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +76,7 @@ async fn an_entry_of_5000_fields_without_to_is_dead_lettered_with_a_capped_copy(
     let huge = xadd(&mut conn, &fields).await;
     valid(&mut conn, "after-huge").await;
 
-    let dead = dead_letters(&mut conn, 1).await;
+    let dead = wait_dead_letters(&mut conn, 1).await;
     let letter = &dead[0];
     assert_eq!(field(letter, "stream_id"), Some(huge.as_str()));
     assert!(
@@ -122,16 +108,7 @@ async fn an_entry_of_5000_fields_without_to_is_dead_lettered_with_a_capped_copy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_whose_dead_letter_cannot_be_written_stays_pending_through_shutdown() {
-    let redis = RedisServer::start();
-    let mut conn = connect(&redis).await;
-    // Every dead letter fails: the dead-letter stream's key holds a string.
-    let () = redis::cmd("SET")
-        .arg("cmpp:mt:dead")
-        .arg("not a stream")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let sim = gateway::simulator(Behaviour::default()).await;
+    let (redis, mut conn, sim) = with_broken_dead_letters().await;
     let first = gateway::start(gateway::config(
         &sim,
         &redis.url(),
@@ -170,7 +147,7 @@ async fn an_entry_whose_dead_letter_cannot_be_written_stays_pending_through_shut
         json!({"registered_delivery": false, "consumer_name": "second", "reclaim_idle": "1s"}),
     ))
     .await;
-    let dead = dead_letters(&mut conn, 1).await;
+    let dead = wait_dead_letters(&mut conn, 1).await;
     assert_eq!(field(&dead[0], "stream_id"), Some(malformed.as_str()));
     wait_nothing_pending(&mut conn).await;
     second.stop().await;
@@ -178,15 +155,7 @@ async fn an_entry_whose_dead_letter_cannot_be_written_stays_pending_through_shut
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_that_cannot_be_written_holds_up_no_other_message() {
-    let redis = RedisServer::start();
-    let mut conn = connect(&redis).await;
-    let () = redis::cmd("SET")
-        .arg("cmpp:mt:dead")
-        .arg("not a stream")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let sim = gateway::simulator(Behaviour::default()).await;
+    let (redis, mut conn, sim) = with_broken_dead_letters().await;
     let gw = gateway::start(gateway::config(
         &sim,
         &redis.url(),
@@ -243,7 +212,7 @@ async fn entries_that_are_not_utf8_are_dead_lettered_and_their_batch_sent() {
     .await;
 
     wait_submits(&sim, 60).await;
-    let dead = dead_letters(&mut conn, 2).await;
+    let dead = wait_dead_letters(&mut conn, 2).await;
     let mut dead_ids: Vec<&str> = dead.iter().filter_map(|d| field(d, "stream_id")).collect();
     dead_ids.sort_unstable();
     assert_eq!(dead_ids, [bad_name.as_str(), bad_value.as_str()]);
@@ -275,14 +244,8 @@ async fn a_reclaimed_entry_that_is_not_utf8_is_dead_lettered_and_the_rest_sent()
     )
     .await;
     valid(&mut conn, "left-2").await;
-    let () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg("cmpp:mt")
-        .arg("gateway")
-        .arg("0")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    create_group(&mut conn, "0").await;
+    // The reply is not parsed here: the entry that is not UTF-8 is among them.
     let _: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg("gateway")
@@ -303,7 +266,7 @@ async fn a_reclaimed_entry_that_is_not_utf8_is_dead_lettered_and_the_rest_sent()
     ))
     .await;
     wait_submits(&sim, 2).await;
-    let dead = dead_letters(&mut conn, 1).await;
+    let dead = wait_dead_letters(&mut conn, 1).await;
     assert_eq!(field(&dead[0], "stream_id"), Some(bad.as_str()));
     wait_nothing_pending(&mut conn).await;
     gw.stop().await;

@@ -5,18 +5,8 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
 
 use super::outbound_entry::{OutboundEntry, parse_autoclaim_reply, parse_read_reply};
-use super::scripts::TRANSITION;
-use super::state::MessageStatus;
 use super::{Store, StoreError, connect, now_ms};
 use crate::config::{RedisConfig, WorkerConfig};
-
-/// A message the worker is about to send: its entry, id, recipient and segment count.
-pub struct Beginning<'a> {
-    pub entry: &'a OutboundEntry,
-    pub id: &'a str,
-    pub to: &'a str,
-    pub segments: usize,
-}
 
 /// What the Msg_Id map stores for each segment, as MessagePack: enough to correlate a report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -117,109 +107,6 @@ impl Consumer {
         *cursor = next;
         let more = cursor.as_str() != "0-0";
         Ok((entries, more))
-    }
-
-    /// Claims each message id for its entry, so that an id is only ever sent (and its state only
-    /// ever written) for one entry: the first to claim it owns it, recorded as the state's
-    /// `stream_id` (which the enqueue script already wrote for entries from HTTP). `claims` are
-    /// (message id, stream id) pairs; the answer gives, for each, the entry that owns the id
-    /// when that is another one (a duplicate, not to be sent), in one round trip. Plain
-    /// commands: every entry with an `id` field pays this.
-    pub async fn claim_ids(
-        &self,
-        claims: &[(&str, &str)],
-    ) -> Result<Vec<Option<String>>, StoreError> {
-        if claims.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ttl = self.store.ttl_ms();
-        let mut pipe = redis::pipe();
-        for (id, stream_id) in claims {
-            let key = self.store.keys.state(id);
-            pipe.cmd("HSETNX")
-                .arg(&key)
-                .arg("stream_id")
-                .arg(stream_id)
-                .ignore();
-            // A state created by the claim expires like any other (`begin` fills it next).
-            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).arg("NX").ignore();
-            pipe.cmd("HGET").arg(&key).arg("stream_id");
-        }
-        let owners: Vec<Option<String>> = self.store.query_pipeline(&pipe).await?;
-        Ok(claims
-            .iter()
-            .zip(owners)
-            .map(|((_, stream_id), owner)| owner.filter(|o| o != stream_id))
-            .collect())
-    }
-
-    /// Marks each message `submitting` (and indexes it for the console) and returns its status
-    /// before, in one round trip.
-    /// A reclaimed entry may already be past submission (acknowledged then instead of sent
-    /// again), so its status is read and moved by the ranked transition script. A `fresh` entry
-    /// (read with ">", never given to a consumer before) cannot be: a plain HSET does, at a
-    /// fraction of the script's cost on Redis.
-    pub async fn begin(
-        &self,
-        messages: &[Beginning<'_>],
-        fresh: bool,
-    ) -> Result<Vec<Option<MessageStatus>>, StoreError> {
-        if messages.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now_ms = now_ms();
-        let now = now_ms.to_string();
-        let ttl = self.store.ttl_ms();
-        let mut pipe = redis::pipe();
-        // Entries XADDed directly never passed the enqueue script: index them here (for the
-        // others the same ZADDs change nothing), in the same round trip.
-        self.store.trim_message_index(&mut pipe, now_ms);
-        for m in messages {
-            let (id, to, stream_id, segments) =
-                (m.id, m.to, m.entry.stream_id.as_str(), m.segments);
-            self.store
-                .index_message(&mut pipe, id, to, stream_id, now_ms);
-            let key = self.store.keys.state(id);
-            // The content too, for entries XADDed directly (the enqueue script stored it for
-            // the others): the console shows it after the entry is trimmed.
-            let mut fields = vec![
-                ("id", id),
-                ("to", to),
-                ("stream_id", stream_id),
-                ("updated_at", now.as_str()),
-            ];
-            fields.extend(m.entry.content_fields());
-            if fresh {
-                pipe.cmd("HSET")
-                    .arg(&key)
-                    .arg("status")
-                    .arg("submitting")
-                    .arg("segments")
-                    .arg(segments)
-                    .arg(&fields[..])
-                    .ignore();
-                pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-            } else {
-                pipe.invoke_script(
-                    TRANSITION
-                        .key(key)
-                        .arg("submitting")
-                        .arg(ttl)
-                        .arg("segments")
-                        .arg(segments)
-                        .arg(&fields[..]),
-                );
-            }
-        }
-        if fresh {
-            let () = self.store.query_pipeline(&pipe).await?;
-            return Ok(vec![None; messages.len()]);
-        }
-        let before: Vec<Option<String>> = self.store.query_pipeline(&pipe).await?;
-        Ok(before
-            .iter()
-            .map(|s| s.as_deref().and_then(MessageStatus::parse))
-            .collect())
     }
 
     /// Every segment has its Msg_Id: each Msg_Id maps back to the message, and the state holds

@@ -233,6 +233,18 @@ mod tests {
             .unwrap()
     }
 
+    async fn letters(
+        conn: &mut redis::aio::MultiplexedConnection,
+    ) -> Vec<(String, Vec<(String, String)>)> {
+        redis::cmd("XRANGE")
+            .arg("cmpp:mt:dead")
+            .arg("-")
+            .arg("+")
+            .query_async(conn)
+            .await
+            .unwrap()
+    }
+
     /// A message already delivered (a late worker failure, say) keeps its state as it was: the
     /// transition ranks `dead` no higher than `delivered`, and `error`/`final_at` go with it.
     #[tokio::test]
@@ -289,13 +301,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let letters: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-            .arg("cmpp:mt:dead")
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let letters = letters(&mut conn).await;
         let letter: HashMap<_, _> = letters[0].1.iter().cloned().collect();
         assert_eq!(letter["reason"], "to: missing");
         // `id` and the long value fill the byte budget (the value cut inside it).
@@ -334,13 +340,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let letters: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-            .arg("cmpp:mt:dead")
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let letters = letters(&mut conn).await;
         assert_eq!(letters.len(), 1, "one letter, the minimal one");
         let letter: HashMap<_, _> = letters[0].1.iter().cloned().collect();
         assert_eq!(

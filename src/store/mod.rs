@@ -3,6 +3,7 @@
 //! indexes, per-minute counters). Multi-step changes are Lua scripts or pipelines, so each
 //! message costs a fixed number of round trips, not one per segment.
 
+mod begin;
 mod browse;
 mod consumer;
 mod counters;
@@ -22,8 +23,9 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use begin::{Beginning, Begun};
 pub use browse::{MessageQuery, MessageRow, Page, SCAN_BUDGET, StreamEntry, is_stream_id};
-pub use consumer::{Beginning, Consumer, SegmentRecord, Submitted};
+pub use consumer::{Consumer, SegmentRecord, Submitted};
 pub use counters::HourOutcomes;
 pub use index::IndexCursor;
 pub use keys::Keys;

@@ -12,18 +12,13 @@ use crate::store::Consumer;
 pub(crate) async fn run(consumer: Arc<Consumer>, shutdown: CancellationToken) {
     let every = (consumer.config().consumer_delete_idle / 2)
         .clamp(Duration::from_secs(1), Duration::from_secs(600));
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
+    super::periodic::every(every, shutdown, || async {
         match consumer.delete_stale_consumers().await {
             Ok(deleted) if deleted.is_empty() => {}
             Ok(deleted) => tracing::info!(?deleted, "deleted consumers idle with nothing pending"),
             // The next tick tries again; the worker's own reads report Redis trouble.
             Err(e) => tracing::debug!(error = %e, "cannot delete idle consumers"),
         }
-    }
+    })
+    .await
 }

@@ -5,6 +5,7 @@
 mod acker;
 mod consumer_cleanup;
 mod in_flight;
+mod periodic;
 mod send;
 mod trimmer;
 
@@ -21,7 +22,7 @@ use crate::config::MessageConfig;
 use crate::message::{OutboundMessage, build_submits, check_message_id};
 use crate::metrics::Metrics;
 use crate::session::Link;
-use crate::store::{Beginning, Consumer, MessageStatus, OutboundEntry, StoreError};
+use crate::store::{Beginning, Begun, Consumer, MessageStatus, OutboundEntry, StoreError};
 
 use acker::Acker;
 use in_flight::InFlight;
@@ -170,43 +171,12 @@ impl Worker {
         acker: &Acker,
         tasks: &TaskTracker,
     ) {
-        let mut named = Vec::with_capacity(entries.len());
+        let mut ready = Vec::with_capacity(entries.len());
         for entry in entries {
-            match message_id(&entry) {
-                Ok(id) => named.push((entry, id)),
-                Err(reason) => self.end_dead(&entry, None, &reason, acker).await,
-            }
-        }
-        // Entries without an `id` too: a caller may have given another entry's stream id as one.
-        let claims: Vec<(&str, &str)> = named
-            .iter()
-            .map(|(entry, id)| (id.id.as_str(), entry.stream_id.as_str()))
-            .collect();
-        let owners = loop {
-            match self.consumer.claim_ids(&claims).await {
-                Ok(owners) => break owners,
-                Err(e) if !self.shutdown.is_cancelled() => {
-                    self.redis_trouble("claiming message ids", &e).await
-                }
-                // Left pending: another start reclaims them.
-                Err(_) => return,
-            }
-        };
-        let mut ready = Vec::with_capacity(named.len());
-        for ((entry, id), owner) in named.into_iter().zip(owners) {
-            if let Some(owner) = owner {
-                let reason = format!("duplicate id: {} belongs to entry {owner}; not sent", id.id);
-                // No id: the state is the other entry's.
-                if self
-                    .settle_dead(&entry, None, MessageStatus::Dead, &reason)
-                    .await
-                {
-                    self.metrics.worker_duplicate();
-                    acker.ack(entry.stream_id);
-                }
-                continue;
-            }
-            match self.prepare(&entry, &id) {
+            let prepared = message_id(&entry)
+                .map_err(|reason| (None, reason))
+                .and_then(|id| self.prepare(&entry, &id));
+            match prepared {
                 Ok((message, submits)) => ready.push((entry, message, submits)),
                 Err((state_id, reason)) => {
                     self.end_dead(&entry, state_id.as_deref(), &reason, acker)
@@ -223,9 +193,9 @@ impl Worker {
                 segments: s.len(),
             })
             .collect();
-        let before = loop {
+        let begun = loop {
             match self.consumer.begin(&begin, fresh).await {
-                Ok(before) => break before,
+                Ok(begun) => break begun,
                 Err(e) if !self.shutdown.is_cancelled() => {
                     self.redis_trouble("marking messages submitting", &e).await
                 }
@@ -233,7 +203,27 @@ impl Worker {
                 Err(_) => return,
             }
         };
-        for ((entry, message, submits), status) in ready.into_iter().zip(before) {
+        let mut before = Vec::with_capacity(ready.len());
+        for ((entry, message, submits), begun) in ready.into_iter().zip(begun) {
+            match begun {
+                Begun::Owned(status) => before.push(((entry, message, submits), status)),
+                Begun::Duplicate(owner) => {
+                    let reason = format!(
+                        "duplicate id: {} belongs to entry {owner}; not sent",
+                        message.id
+                    );
+                    // No id: the state is the other entry's.
+                    if self
+                        .settle_dead(&entry, None, MessageStatus::Dead, &reason)
+                        .await
+                    {
+                        self.metrics.worker_duplicate();
+                        acker.ack(entry.stream_id);
+                    }
+                }
+            }
+        }
+        for ((entry, message, submits), status) in before {
             // A reclaim can hand back an entry this process is still sending.
             if !self.in_flight.insert(&entry.stream_id) {
                 continue;
