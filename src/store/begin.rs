@@ -1,13 +1,12 @@
 //! The worker takes a batch of messages on: each message id is claimed for its entry (so an id
 //! is sent, and its state written, for one entry only), the state becomes `submitting` and the
-//! message is indexed for the console. One round trip for a fresh batch: this runs for every
-//! message at full rate.
+//! message is indexed for the console. One round trip for a fresh batch, and as few commands in
+//! a script as can be: this runs for every message at full rate.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::index::{INDEX_ADD_FN, parse_stream_id};
 use super::outbound_entry::OutboundEntry;
 use super::scripts::TRANSITION;
 use super::state::MessageStatus;
@@ -33,40 +32,31 @@ pub enum Begun {
 
 /// Fresh entries (read with ">", never given to a consumer before, so nothing can have sent
 /// them): for each message, unless its state belongs to another entry (`stream_id` differs),
-/// write the state (a plain overwrite: no status to rank yet), its TTL, and the console's
-/// indexes; an HTTP entry's state, created by the enqueue script, is its own.
-/// KEYS[1] recent-messages index, then per message its state key and its recipient's index.
-/// ARGV[1] TTL ms, ARGV[2] message count, then per message: stream id, message id, index score
-/// (ms), field count n, n field/value pairs of the state.
+/// write the state (a plain overwrite: no status to rank yet) and its TTL; an HTTP entry's
+/// state, created by the enqueue script, is its own. Only what must be conditional is here:
+/// commands inside a script cost Redis about twice what they cost alone.
+/// KEYS: per message its state key. ARGV[1] TTL ms, then per message: stream id, field count
+/// n, n field/value pairs of the state.
 /// Returns per message false (taken on) or the stream id of the entry that owns the id.
 pub(super) static BEGIN_FRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        &[
-            INDEX_ADD_FN,
-            r#"
-local ttl = ARGV[1]
+        r#"
 local owners = {}
-local i = 3
-for m = 1, tonumber(ARGV[2]) do
-  local state, by_to = KEYS[2 * m], KEYS[2 * m + 1]
-  local stream_id, id, ms, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local fields = {unpack(ARGV, i + 4, i + 3 + 2 * n)}
-  i = i + 4 + 2 * n
-  local owner = redis.call('HGET', state, 'stream_id')
+local i = 2
+for m = 1, #KEYS do
+  local stream_id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local owner = redis.call('HGET', KEYS[m], 'stream_id')
   if owner and owner ~= stream_id then
     owners[m] = owner
   else
     owners[m] = false
-    redis.call('HSET', state, unpack(fields))
-    redis.call('PEXPIRE', state, ttl)
-    redis.call('ZADD', KEYS[1], ms, id)
-    index_add(by_to, ms, id, ttl)
+    redis.call('HSET', KEYS[m], unpack(ARGV, i + 2, i + 1 + 2 * n))
+    redis.call('PEXPIRE', KEYS[m], ARGV[1])
   end
+  i = i + 2 + 2 * n
 end
 return owners
 "#,
-        ]
-        .concat(),
     )
 });
 
@@ -110,25 +100,23 @@ impl Consumer {
         let store = &self.store;
         let now_ms = now_ms();
         let now = now_ms.to_string();
-        let mut script = BEGIN_FRESH.key(store.keys.message_index());
-        script.arg(store.ttl_ms()).arg(messages.len());
+        let mut script = BEGIN_FRESH.prepare_invoke();
+        script.arg(store.ttl_ms());
+        let mut pipe = redis::pipe();
         for m in messages {
             let segments = m.segments.to_string();
             let mut fields = Self::begin_fields(m, &now);
             fields.extend([("status", "submitting"), ("segments", segments.as_str())]);
-            let ms = parse_stream_id(&m.entry.stream_id).map_or(now_ms, |(ms, _)| ms);
             script
                 .key(store.keys.state(m.id))
-                .key(store.keys.message_index_by_to(m.to))
                 .arg(&m.entry.stream_id)
-                .arg(m.id)
-                .arg(ms)
                 .arg(fields.len())
                 .arg(&fields[..]);
+            // Entries XADDed directly never passed the enqueue script: index them here (for
+            // the others the same ZADDs change nothing). The index keeps the first entry of
+            // an id, so a duplicate's own time does not move it.
+            store.index_message(&mut pipe, m.id, m.to, &m.entry.stream_id, now_ms);
         }
-        let mut pipe = redis::pipe();
-        // Entries XADDed directly never passed the enqueue script: the script indexes them (for
-        // the others the same ZADDs change nothing); the recent index is trimmed here.
         store.trim_message_index(&mut pipe, now_ms);
         pipe.invoke_script(&script);
         let (owners,): (Vec<Option<String>>,) = store.query_pipeline(&pipe).await?;
