@@ -126,6 +126,7 @@ fn the_old_go_file_loads_unchanged() {
     assert_eq!(c.worker.batch, 64);
     assert_eq!(c.worker.block, Duration::from_secs(1));
     assert_eq!(c.worker.reclaim_idle, Duration::from_secs(60));
+    assert_eq!(c.worker.consumer_delete_idle, Duration::from_secs(3600));
 
     assert!(c.log.debug);
     assert!(!c.log.json);
@@ -210,6 +211,7 @@ fn every_new_key_is_parsed() {
         "worker_batch": 10,
         "worker_block": "500ms",
         "reclaim_idle": "2m",
+        "consumer_delete_idle": "1d",
         "consumer_name": "gw-a",
         "consumer_group": "senders",
         "log_json": true
@@ -253,6 +255,7 @@ fn every_new_key_is_parsed() {
     assert_eq!(c.worker.batch, 10);
     assert_eq!(c.worker.block, Duration::from_millis(500));
     assert_eq!(c.worker.reclaim_idle, Duration::from_secs(120));
+    assert_eq!(c.worker.consumer_delete_idle, Duration::from_secs(86_400));
     assert_eq!(c.worker.consumer, "gw-a");
     assert_eq!(c.worker.group, "senders");
     assert!(c.log.json);
@@ -461,6 +464,7 @@ fn validation_errors_name_the_source_and_the_key() {
         ),
         ("response_timeout", json!("5 parsecs"), "\"5 parsecs\""),
         ("response_timeout", json!(0), "greater than zero"),
+        ("consumer_delete_idle", json!("0s"), "greater than zero"),
         ("user", json!("9000011"), "at most 6 bytes"),
         ("user", json!(""), "must not be empty"),
         ("sms_accessno", json!("10648a"), "digits only"),

@@ -189,7 +189,7 @@ async fn three_recipients_are_three_entries_with_derived_ids() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["batch-9-1", "batch-9-2", "batch-9-3"]);
+    assert_eq!(ids, ["batch-9~1", "batch-9~2", "batch-9~3"]);
 
     let stream = entries(&redis).await;
     let got: Vec<(&str, &str, &str, &str)> = stream
@@ -206,9 +206,9 @@ async fn three_recipients_are_three_entries_with_derived_ids() {
     assert_eq!(
         got,
         [
-            ("batch-9-1", "13800138000", "你好", "01"),
-            ("batch-9-2", "13900139000", "你好", "01"),
-            ("batch-9-3", "13700137000", "你好", "01"),
+            ("batch-9~1", "13800138000", "你好", "01"),
+            ("batch-9~2", "13900139000", "你好", "01"),
+            ("batch-9~3", "13700137000", "你好", "01"),
         ]
     );
     for id in ids {

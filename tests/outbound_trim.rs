@@ -20,15 +20,7 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
     let store = store(&redis).await;
     assert_eq!(store.trim_outbound().await.unwrap(), 0, "no stream yet");
 
-    let () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg("cmpp:mt")
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    streams::create_group(&mut conn, "0").await;
     // Blocks of 100 entries (set before the entries go in) and explicit ids, so the blocks
     // Redis trims whole are known.
     let () = redis::cmd("CONFIG")
@@ -49,19 +41,7 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
     }
     let () = pipe.query_async(&mut conn).await.unwrap();
     // 250 read, the first 200 acknowledged: 201–250 pending, 251–300 unread.
-    let read: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(GROUP)
-        .arg("c1")
-        .arg("COUNT")
-        .arg(250)
-        .arg("STREAMS")
-        .arg("cmpp:mt")
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_ne!(read, redis::Value::Nil);
+    assert_eq!(streams::read_as(&mut conn, "c1", 250).await.len(), 250);
     let acked: Vec<String> = (1..=200).map(|n| format!("{n}-0")).collect();
     let n: u64 = redis::cmd("XACK")
         .arg("cmpp:mt")
@@ -98,5 +78,50 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
         (deleted, left),
         (200, expected),
         "the 200 acknowledged entries go, the 50 pending and 50 unread stay"
+    );
+}
+
+/// Redis's `XTRIM MINID ~` removes at most 100 stream nodes per call unless told otherwise: at
+/// thousands of messages per second one call per trimmer period fell behind for good. One call
+/// of the trimmer brings 30 000 acknowledged entries down to the unacknowledged ones.
+#[tokio::test]
+async fn one_trim_removes_every_acknowledged_entry_however_many() {
+    let redis = RedisServer::start();
+    let mut conn = connect(&redis).await;
+    let store = store(&redis).await;
+    // Nodes of 10 entries keep Redis's default per-call limit (100 nodes) at 1 000 entries.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("stream-node-max-entries")
+        .arg(10)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    streams::create_group(&mut conn, "0").await;
+    streams::fill(&mut conn, "bulk", 30_100).await;
+    let read = streams::read_as(&mut conn, "c1", 30_050).await;
+    // The first 30 000 acknowledged; 50 pending, 50 unread.
+    for chunk in read[..30_000].chunks(5_000) {
+        let _: u64 = redis::cmd("XACK")
+            .arg("cmpp:mt")
+            .arg(GROUP)
+            .arg(chunk)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    let deleted = store.trim_outbound().await.unwrap();
+    let left = ids(&mut conn).await;
+    assert!(
+        (100..=110).contains(&left.len()),
+        "one call leaves the 100 unacknowledged entries (and at most a node's worth before \
+         them), not {} (deleted {deleted})",
+        left.len()
+    );
+    assert_eq!(
+        left[left.len() - 100],
+        read[30_000],
+        "none of the pending gone"
     );
 }

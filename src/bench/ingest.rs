@@ -6,6 +6,7 @@
 use std::process::Command;
 
 use super::rig::{Rig, RunningGateway};
+use super::stream_watch::{StreamLengths, StreamWatch};
 use crate::simulator::SimulatorConfig;
 
 const POST_SCRIPT: &str = r#"
@@ -25,6 +26,9 @@ pub struct IngestRun {
     pub p99: String,
     pub non_2xx: u64,
     pub socket_errors: String,
+    /// The outbound stream during the run (with-drain: the trimmer keeps it to the work not
+    /// yet done; ingress-only: nothing reads or trims it).
+    pub stream: Option<StreamLengths>,
 }
 
 pub async fn run(connections: &[usize], seconds: u64) -> Result<Vec<IngestRun>, String> {
@@ -40,8 +44,11 @@ pub async fn run(connections: &[usize], seconds: u64) -> Result<Vec<IngestRun>, 
         let gateway = RunningGateway::start(config).await?;
         let url = format!("http://{}/v1/messages", gateway.http);
         for &c in connections {
+            let watch = StreamWatch::start(rig.redis_conn().await?);
             let text = wrk(c, seconds, &script, &url).await?;
-            runs.push(parse(setup, c, seconds, &text)?);
+            let mut run = parse(setup, c, seconds, &text)?;
+            run.stream = Some(watch.finish().await?);
+            runs.push(run);
         }
         gateway.stop().await?;
         rig.sim.shutdown().await;
@@ -109,6 +116,7 @@ fn parse(
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         socket_errors: field("Socket errors:").unwrap_or_else(|| "none".into()),
+        stream: None,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod link;
 pub mod redis_server;
 pub mod rig;
+pub mod stream_watch;
 
 use std::time::Duration;
 

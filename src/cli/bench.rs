@@ -144,8 +144,14 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                 if a.json {
                     println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
                 } else {
+                    let stream = r.stream.map_or("-".to_owned(), |s| {
+                        format!(
+                            "peak {} end {} (unacknowledged {})",
+                            s.peak, s.end, s.unacknowledged_end
+                        )
+                    });
                     println!(
-                        "ingest {:<12} c={:<3} {:>8.0} requests/s  p50 {:>8}  p99 {:>8}  non-2xx {}  socket errors {}",
+                        "ingest {:<12} c={:<3} {:>8.0} requests/s  p50 {:>8}  p99 {:>8}  non-2xx {}  socket errors {}  cmpp:mt {stream}",
                         r.setup,
                         r.connections,
                         r.requests_per_second,

@@ -112,6 +112,7 @@ raw_config! {
     worker_batch: u64,
     worker_block: Duration,
     reclaim_idle: Duration,
+    consumer_delete_idle: Duration,
     consumer_name: String,
     consumer_group: String,
     // Logging.
@@ -191,7 +192,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 64);
+        assert_eq!(KEYS.len(), 65);
     }
 
     #[test]

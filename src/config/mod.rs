@@ -171,6 +171,9 @@ pub struct WorkerConfig {
     pub block: Duration,
     /// XAUTOCLAIM min-idle-time.
     pub reclaim_idle: Duration,
+    /// Other consumers idle this long with nothing pending are deleted from the group (one is
+    /// left behind by every process that stopped).
+    pub consumer_delete_idle: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -782,6 +785,12 @@ impl Check<'_> {
                 "reclaim_idle",
                 raw.reclaim_idle,
                 Duration::from_secs(60),
+                true,
+            )?,
+            consumer_delete_idle: self.dur(
+                "consumer_delete_idle",
+                raw.consumer_delete_idle,
+                Duration::from_secs(3600),
                 true,
             )?,
         };

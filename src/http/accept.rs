@@ -9,11 +9,10 @@ use super::errors::HttpError;
 use super::models::{Accepted, AcceptedMessage, SendRequest};
 use super::state::HttpState;
 use crate::config::MessageConfig;
-use crate::message::{Invalid, InvalidKind, OutboundMessage, new_message_id};
+use crate::message::{
+    Invalid, InvalidKind, OutboundMessage, check_caller_id, new_message_id, recipient_id,
+};
 use crate::store::Enqueued;
-
-/// Longest caller id: it becomes part of Redis keys and of the per-recipient ids.
-const MAX_CALLER_ID: usize = 64;
 
 /// Messages ready to enqueue, one per recipient, and the answer that acknowledges them.
 #[derive(Debug)]
@@ -33,7 +32,7 @@ pub struct Outcome {
     pub replayed: bool,
 }
 
-/// One message per recipient. Ids: the caller's `id` for one recipient, `{id}-{n}` (n from 1)
+/// One message per recipient. Ids: the caller's `id` for one recipient, `{id}~{n}` (n from 1)
 /// for several, generated otherwise. A number given twice (after normalization) is refused:
 /// silently dropping one would answer with fewer ids than the caller sent numbers.
 pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Batch, HttpError> {
@@ -58,7 +57,7 @@ pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Bat
     let mut accepted = Vec::with_capacity(req.to.len());
     for (n, to) in req.to.into_iter().enumerate() {
         let id = match &req.id {
-            Some(id) if several => format!("{id}-{}", n + 1),
+            Some(id) if several => recipient_id(id, n + 1),
             Some(id) => id.clone(),
             None => new_message_id(),
         };
@@ -135,22 +134,6 @@ pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpEr
     })
 }
 
-fn check_caller_id(id: &str) -> Result<(), Invalid> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_CALLER_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Invalid::unprocessable(
-            "id",
-            format!("1 to {MAX_CALLER_ID} characters from A-Z a-z 0-9 - _ . :"),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +171,7 @@ mod tests {
             .iter()
             .map(|m| (m.id.as_str(), m.to.as_str()))
             .collect();
-        assert_eq!(ids, [("o-1", "13800138000"), ("o-2", "13900139000")]);
+        assert_eq!(ids, [("o~1", "13800138000"), ("o~2", "13900139000")]);
         let b = prepare(req(&["13800138000", "13900139000"], None), &cfg(), 5).unwrap();
         assert_ne!(b.messages[0].id, b.messages[1].id);
         assert_eq!(
@@ -203,6 +186,7 @@ mod tests {
         assert_eq!(status(req(&["13800138000", "8613800138000"], None)), 422);
         assert_eq!(status(req(&["1", "2", "3", "4"], None)), 413);
         assert_eq!(status(req(&["13800138000"], Some("a b"))), 422);
+        assert_eq!(status(req(&["13800138000"], Some("o~1"))), 422);
         assert_eq!(status(req(&["123"], None)), 422);
     }
 }

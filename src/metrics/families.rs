@@ -317,7 +317,7 @@ impl Families {
         for complete in ["true", "false"] {
             self.mo_messages.with_label_values(&[complete]);
         }
-        for outcome in ["submitted", "failed", "dead", "skipped"] {
+        for outcome in ["submitted", "failed", "dead", "skipped", "duplicate"] {
             self.worker_messages.with_label_values(&[outcome]);
         }
         for status in ["failed", "dead"] {

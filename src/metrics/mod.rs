@@ -79,6 +79,13 @@ impl Metrics {
             .inc();
     }
 
+    /// An entry whose message id belongs to another entry: dead-lettered, not sent.
+    pub fn worker_duplicate(&self) {
+        let f = &self.families;
+        f.worker_messages.with_label_values(&["duplicate"]).inc();
+        f.dead_letters.with_label_values(&["dead"]).inc();
+    }
+
     /// A status report written to the reports stream.
     pub fn report_written(&self, stat: &str, unmatched: bool) {
         let f = &self.families;

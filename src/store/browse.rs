@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::index::IndexCursor;
+use super::outbound_entry::raw_entry;
 use super::state::{MessageStatus, MessageSummary, SUMMARY_FIELDS};
 use super::{Store, StoreError};
 
@@ -305,29 +306,20 @@ impl<T> Scan<T> {
 /// XRANGE / XREVRANGE replies: `[[id, [field, value, …]], …]`. Values are taken as text,
 /// lossily: an application may have XADDed anything, and one odd entry must not break a page.
 fn parse_entries(reply: redis::Value) -> Result<Vec<StreamEntry>, StoreError> {
-    let unexpected = || StoreError::Unexpected("stream range reply".into());
+    const WHAT: &str = "stream range";
     let redis::Value::Array(entries) = reply else {
-        return Err(unexpected());
+        return Err(StoreError::Unexpected(format!("{WHAT} reply")));
     };
     entries
-        .into_iter()
+        .iter()
         .map(|entry| {
-            let redis::Value::Array(parts) = entry else {
-                return Err(unexpected());
-            };
-            let [id, redis::Value::Array(flat)] = parts.as_slice() else {
-                return Err(unexpected());
-            };
+            let (entry_id, raw) = raw_entry(entry, WHAT)?;
             let mut fields = Map::new();
-            for pair in flat.chunks(2) {
-                if let [k, v] = pair {
-                    fields.insert(lossy(k).ok_or_else(unexpected)?, lossy(v).into());
-                }
+            for (k, v) in raw {
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                fields.insert(text(k), text(v).into());
             }
-            Ok(StreamEntry {
-                entry_id: lossy(id).ok_or_else(unexpected)?,
-                fields,
-            })
+            Ok(StreamEntry { entry_id, fields })
         })
         .collect()
 }
@@ -336,14 +328,6 @@ fn parse_entries(reply: redis::Value) -> Result<Vec<StreamEntry>, StoreError> {
 fn entry_order(entry_id: &str) -> (u64, u64) {
     let (ms, seq) = entry_id.split_once('-').unwrap_or((entry_id, "0"));
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
-
-fn lossy(v: &redis::Value) -> Option<String> {
-    match v {
-        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        redis::Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

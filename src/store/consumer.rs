@@ -5,57 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus::IntCounter;
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use tokio::sync::Mutex;
 
-use super::scripts::{DEAD_LETTER, TRANSITION};
-use super::state::MessageStatus;
+use super::outbound_entry::{OutboundEntry, parse_autoclaim_reply, parse_read_reply};
 use super::{Store, StoreError, connect, now_ms};
 use crate::config::{RedisConfig, WorkerConfig};
-use crate::message::normalize_msisdn;
-
-/// One entry of the outbound stream, fields as strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboundEntry {
-    pub stream_id: String,
-    pub fields: Vec<(String, String)>,
-}
-
-impl OutboundEntry {
-    fn from_stream_id(entry: StreamId) -> OutboundEntry {
-        let fields = entry
-            .map
-            .iter()
-            .filter_map(|(k, v)| {
-                redis::from_redis_value_ref::<String>(v)
-                    .ok()
-                    .map(|v| (k.clone(), v))
-            })
-            .collect();
-        OutboundEntry {
-            stream_id: entry.id,
-            fields,
-        }
-    }
-
-    pub fn field_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// What is sent, as the entry gives it: `text`, or `hex` and `coding`.
-    pub fn content_fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.field_pairs()
-            .filter(|(k, _)| matches!(*k, "text" | "hex" | "coding"))
-    }
-}
-
-/// A message the worker is about to send: its entry, id, recipient and segment count.
-pub struct Beginning<'a> {
-    pub entry: &'a OutboundEntry,
-    pub id: &'a str,
-    pub to: &'a str,
-    pub segments: usize,
-}
 
 /// What the Msg_Id map stores for each segment, as MessagePack: enough to correlate a report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,7 +28,7 @@ pub struct SegmentRecord {
 }
 
 pub struct Consumer {
-    store: Store,
+    pub(super) store: Store,
     /// A connection of its own: a blocking XREADGROUP holds a multiplexed connection.
     blocking: ConnectionManager,
     config: WorkerConfig,
@@ -133,7 +87,7 @@ impl Consumer {
 
     /// New entries for this consumer, waiting up to the configured BLOCK.
     pub async fn read(&self, count: usize) -> Result<Vec<OutboundEntry>, StoreError> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        let reply: redis::Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&self.config.group)
             .arg(&self.config.consumer)
@@ -146,12 +100,7 @@ impl Consumer {
             .arg(">")
             .query_async(&mut self.blocking.clone())
             .await?;
-        Ok(reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .map(OutboundEntry::from_stream_id)
-            .collect())
+        parse_read_reply(&reply)
     }
 
     /// Entries another consumer took and left unacknowledged for longer than `reclaim_idle`.
@@ -159,7 +108,7 @@ impl Consumer {
     /// soon, or a large crash leftover would take many reclaim periods.
     pub async fn reclaim(&self, count: usize) -> Result<(Vec<OutboundEntry>, bool), StoreError> {
         let mut cursor = self.claim_cursor.lock().await;
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        let reply: redis::Value = redis::cmd("XAUTOCLAIM")
             .arg(self.store.keys.outbound())
             .arg(&self.config.group)
             .arg(&self.config.consumer)
@@ -169,83 +118,10 @@ impl Consumer {
             .arg(count.max(1))
             .query_async(&mut self.store.conn())
             .await?;
-        *cursor = reply.next_stream_id;
+        let (next, entries) = parse_autoclaim_reply(&reply)?;
+        *cursor = next;
         let more = cursor.as_str() != "0-0";
-        let entries = reply
-            .claimed
-            .into_iter()
-            .map(OutboundEntry::from_stream_id)
-            .collect();
         Ok((entries, more))
-    }
-
-    /// Marks each message `submitting` (and indexes it for the console) and returns its status
-    /// before, in one round trip.
-    /// A reclaimed entry may already be past submission (acknowledged then instead of sent
-    /// again), so its status is read and moved by the ranked transition script. A `fresh` entry
-    /// (read with ">", never given to a consumer before) cannot be: a plain HSET does, at a
-    /// fraction of the script's cost on Redis.
-    pub async fn begin(
-        &self,
-        messages: &[Beginning<'_>],
-        fresh: bool,
-    ) -> Result<Vec<Option<MessageStatus>>, StoreError> {
-        if messages.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now_ms = now_ms();
-        let now = now_ms.to_string();
-        let ttl = self.store.ttl_ms();
-        let mut pipe = redis::pipe();
-        // Entries XADDed directly never passed the enqueue script: index them here (for the
-        // others the same ZADDs change nothing), in the same round trip.
-        self.store.trim_message_index(&mut pipe, now_ms);
-        for m in messages {
-            let (id, to, stream_id, segments) =
-                (m.id, m.to, m.entry.stream_id.as_str(), m.segments);
-            self.store
-                .index_message(&mut pipe, id, to, stream_id, now_ms);
-            let key = self.store.keys.state(id);
-            // The content too, for entries XADDed directly (the enqueue script stored it for
-            // the others): the console shows it after the entry is trimmed.
-            let mut fields = vec![
-                ("id", id),
-                ("to", to),
-                ("stream_id", stream_id),
-                ("updated_at", now.as_str()),
-            ];
-            fields.extend(m.entry.content_fields());
-            if fresh {
-                pipe.cmd("HSET")
-                    .arg(&key)
-                    .arg("status")
-                    .arg("submitting")
-                    .arg("segments")
-                    .arg(segments)
-                    .arg(&fields[..])
-                    .ignore();
-                pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-            } else {
-                pipe.invoke_script(
-                    TRANSITION
-                        .key(key)
-                        .arg("submitting")
-                        .arg(ttl)
-                        .arg("segments")
-                        .arg(segments)
-                        .arg(&fields[..]),
-                );
-            }
-        }
-        if fresh {
-            let () = self.store.query_pipeline(&pipe).await?;
-            return Ok(vec![None; messages.len()]);
-        }
-        let before: Vec<Option<String>> = self.store.query_pipeline(&pipe).await?;
-        Ok(before
-            .iter()
-            .map(|s| s.as_deref().and_then(MessageStatus::parse))
-            .collect())
     }
 
     /// Every segment has its Msg_Id: each Msg_Id maps back to the message, and the state holds
@@ -346,72 +222,6 @@ impl Consumer {
                 tracing::warn!(%msg_id, %id, %holder, "the ISMG gave a Msg_Id that another message holds: its reports stay with that message (logged once; every repeat counts in cmpp_msg_id_duplicates_total)");
             }
         }
-        Ok(())
-    }
-
-    /// A message that failed for good: its state (`failed` when the ISMG refused it, `dead`
-    /// otherwise) and an entry in the dead-letter stream with the reason and the original fields.
-    /// A message with an id is also indexed for the console: an entry refused before `begin`
-    /// (malformed, invalid) is seen nowhere else.
-    pub async fn record_dead(
-        &self,
-        entry: &OutboundEntry,
-        id: Option<&str>,
-        status: MessageStatus,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let now_ms = now_ms();
-        let now = now_ms.to_string();
-        let to = entry
-            .field_pairs()
-            .find(|(k, _)| *k == "to")
-            .map(|(_, v)| normalize_msisdn(v))
-            .unwrap_or_default();
-        let mut state: Vec<&str> = vec![
-            "error",
-            reason,
-            "final_at",
-            &now,
-            "updated_at",
-            &now,
-            "stream_id",
-            &entry.stream_id,
-        ];
-        if let Some(id) = id {
-            state.extend(["id", id, "to", &to]);
-        }
-        let mut script = DEAD_LETTER.key(self.store.keys.dead_letters());
-        script
-            .key(id.map(|id| self.store.keys.state(id)).unwrap_or_default())
-            .arg(status.as_str())
-            .arg(self.store.ttl_ms())
-            .arg(self.store.config().inbound_maxlen)
-            .arg(state.len() / 2)
-            .arg(&state[..])
-            .arg(
-                &[
-                    "reason",
-                    reason,
-                    "status",
-                    status.as_str(),
-                    "stream_id",
-                    &entry.stream_id,
-                    "failed_at",
-                    &now,
-                ][..],
-            );
-        for (k, v) in &entry.fields {
-            if !matches!(k.as_str(), "reason" | "status" | "stream_id" | "failed_at") {
-                script.arg(k).arg(v);
-            }
-        }
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&script);
-        if let Some(id) = id {
-            self.store
-                .index_message(&mut pipe, id, &to, &entry.stream_id, now_ms);
-        }
-        let _: redis::Value = self.store.query_pipeline(&pipe).await?;
         Ok(())
     }
 

@@ -91,7 +91,9 @@ pub(super) fn parse_stream_id(id: &str) -> Option<(u64, u64)> {
 
 impl Store {
     /// Adds the index writes of one outbound message to `pipe` (replies ignored): the recent
-    /// index and the recipient's (unless `to` is empty), both scored by the entry's time.
+    /// index and the recipient's (unless `to` is empty), both scored by the entry's time. An id
+    /// already indexed keeps its score (NX): a later entry with the same id (a duplicate,
+    /// never sent) does not move the message.
     pub(crate) fn index_message(
         &self,
         pipe: &mut redis::Pipeline,
@@ -104,6 +106,7 @@ impl Store {
         let ttl = self.ttl_ms();
         pipe.cmd("ZADD")
             .arg(self.keys.message_index())
+            .arg("NX")
             .arg(ms)
             .arg(id)
             .ignore();
@@ -111,7 +114,12 @@ impl Store {
             return;
         }
         let by_to = self.keys.message_index_by_to(to);
-        pipe.cmd("ZADD").arg(&by_to).arg(ms).arg(id).ignore();
+        pipe.cmd("ZADD")
+            .arg(&by_to)
+            .arg("NX")
+            .arg(ms)
+            .arg(id)
+            .ignore();
         pipe.cmd("PEXPIRE").arg(&by_to).arg(ttl).ignore();
         if ms % TRIM_EVERY == 0 {
             pipe.cmd("ZREMRANGEBYSCORE")

@@ -3,17 +3,21 @@
 //! indexes, per-minute counters). Multi-step changes are Lua scripts or pipelines, so each
 //! message costs a fixed number of round trips, not one per segment.
 
+mod begin;
 mod browse;
 mod consumer;
 mod counters;
+mod dead_letter;
 mod held_reports;
 mod index;
 mod keys;
 mod mo;
 mod outbound;
+mod outbound_entry;
 mod reports;
 mod sample;
 mod scripts;
+mod stale_consumers;
 mod state;
 mod undecodable;
 
@@ -21,14 +25,16 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use begin::{Beginning, Begun};
 pub use browse::{MessageQuery, MessageRow, Page, SCAN_BUDGET, StreamEntry, is_stream_id};
-pub use consumer::{Beginning, Consumer, OutboundEntry, SegmentRecord, Submitted};
+pub use consumer::{Consumer, SegmentRecord, Submitted};
 pub use counters::HourOutcomes;
 pub use held_reports::{HeldReport, HeldSweep};
 pub use index::IndexCursor;
 pub use keys::Keys;
 pub use mo::{MoEntry, MoOutcome, MoSweep};
 pub use outbound::{Enqueued, GroupBacklog};
+pub use outbound_entry::OutboundEntry;
 pub use reports::{ReportOutcome, WhenUnmapped};
 pub use sample::StreamSample;
 pub use state::{MessageState, MessageStatus, MessageSummary, SegmentState};
@@ -140,4 +146,40 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Unit tests of scripts against a real redis-server.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Consumer, Store};
+    use crate::bench::redis_server::RedisServer;
+    use crate::config::GatewayConfig;
+
+    /// A store and a consumer (group `gateway`, created) on `redis` with the default settings.
+    pub(crate) async fn consumer(redis: &RedisServer) -> (Store, Consumer) {
+        let json = serde_json::json!({
+            "user": "900001", "password": "x", "sms_accessno": "10690",
+            "cmpp_host": "127.0.0.1", "cmpp_port": 7890, "redis_url": redis.url(),
+            "consumer_name": "unit",
+        });
+        let config = GatewayConfig::from_str_with_env("unit.json", &json.to_string(), &|_| None)
+            .expect("valid config");
+        let store = Store::connect(&config.redis, config.store.clone())
+            .await
+            .expect("store connects");
+        let consumer = Consumer::new(&store, &config.redis, config.worker.clone())
+            .await
+            .expect("consumer connects");
+        consumer.ensure_group().await.expect("group created");
+        (store, consumer)
+    }
+
+    /// A plain connection for setting up and reading keys.
+    pub(crate) async fn conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
 }

@@ -8,6 +8,11 @@ use super::scripts::ENQUEUE;
 use super::{Store, StoreError, now_ms};
 use crate::message::OutboundMessage;
 
+/// Entries one XTRIM call may delete: whole blocks of them, a millisecond or so of Redis time.
+const TRIM_CALL_LIMIT: u64 = 100_000;
+/// Calls per trim at most (ten million entries), so one trim has an end whatever the stream.
+const MAX_TRIM_CALLS: usize = 100;
+
 /// A consumer group's share of the outbound stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupBacklog {
@@ -22,7 +27,8 @@ pub struct GroupBacklog {
 pub enum Enqueued {
     /// Added now; carries the answer that was stored for the idempotency id.
     Added(String),
-    /// The idempotency id was accepted before; nothing was added. Carries the first answer.
+    /// The idempotency id was accepted before, or a message id already has a state; nothing
+    /// was added. Carries the first answer (or, for an id used elsewhere, this request's).
     Duplicate(String),
 }
 
@@ -30,7 +36,8 @@ impl Store {
     /// Adds one stream entry per message, marks each `queued` and indexes it for the console,
     /// in one atomic round trip.
     /// With `idempotency`, a repeated id within the state TTL adds nothing and returns the
-    /// stored `answer` of the first request.
+    /// stored `answer` of the first request. A message id that already has a state (another
+    /// request's, or a direct XADD's) adds nothing either: a replay, answered with `answer`.
     pub async fn enqueue(
         &self,
         messages: &[OutboundMessage],
@@ -47,13 +54,13 @@ impl Store {
             .key(self.keys.message_index())
             .arg(self.ttl_ms())
             .arg(answer)
-            .arg(messages.len())
-            .arg(self.keys.message_index_by_to(""));
+            .arg(messages.len());
         let now = now_ms();
         for m in messages {
             let fields = m.to_fields();
             invocation
-                .arg(self.keys.state(&m.id))
+                .key(self.keys.state(&m.id))
+                .key(self.keys.message_index_by_to(&m.to))
                 .arg(m.queued_at_ms.unwrap_or(now))
                 .arg(fields.len());
             for (k, v) in fields {
@@ -99,7 +106,11 @@ impl Store {
     /// Deletes the outbound entries that every consumer group (ours, and any an application
     /// added) has read and acknowledged: the stream would otherwise keep every message ever
     /// sent. Entries pending or not yet read are never touched; without a group, nothing is.
-    /// Approximate (`MINID ~`), so Redis frees whole blocks cheaply. Returns the entries deleted.
+    /// Approximate (`MINID ~`), so Redis frees whole blocks cheaply. Redis removes at most
+    /// `LIMIT` entries per call (by default only 100 blocks, which at a thousand messages a
+    /// second fell behind for good), so this trims in calls of [`TRIM_CALL_LIMIT`] until
+    /// nothing is left below the floor: each call stays short, and all are done in one go.
+    /// Returns the entries deleted.
     pub async fn trim_outbound(&self) -> Result<u64, StoreError> {
         let mut floor: Option<(u64, u64)> = None;
         for group in self.outbound_groups().await? {
@@ -125,13 +136,23 @@ impl Store {
         let Some((ms, seq)) = floor else {
             return Ok(0);
         };
-        let deleted: u64 = redis::cmd("XTRIM")
-            .arg(self.keys.outbound())
-            .arg("MINID")
-            .arg("~")
-            .arg(format!("{ms}-{seq}"))
-            .query_async(&mut self.conn())
-            .await?;
+        let floor = format!("{ms}-{seq}");
+        let mut deleted = 0;
+        for _ in 0..MAX_TRIM_CALLS {
+            let n: u64 = redis::cmd("XTRIM")
+                .arg(self.keys.outbound())
+                .arg("MINID")
+                .arg("~")
+                .arg(&floor)
+                .arg("LIMIT")
+                .arg(TRIM_CALL_LIMIT)
+                .query_async(&mut self.conn())
+                .await?;
+            deleted += n;
+            if n == 0 {
+                break;
+            }
+        }
         Ok(deleted)
     }
 

@@ -6,13 +6,17 @@ use redis::Script;
 
 use super::index::INDEX_ADD_FN;
 
-/// Enqueue a batch (one entry per recipient) unless its idempotency key was seen, and index
-/// each message for the console (recent and per recipient, see `index`). The state keeps the
-/// content (`text`, or `hex` and `coding`): the outbound entry is trimmed once it is sent.
-/// KEYS[1] outbound stream, KEYS[2] idempotency key or "", KEYS[3] recent-messages index.
-/// ARGV[1] TTL ms, ARGV[2] the answer to store, ARGV[3] message count, ARGV[4] per-recipient
-/// index prefix, then per message: state key, queued_at ms, field count n, n field/value pairs.
-/// Returns {1, answer} when enqueued, {0, first answer} when the id was seen before.
+/// Enqueue a batch (one entry per recipient) unless its idempotency key was seen or one of its
+/// message ids already has a state (another request, or a direct XADD, used it: replaying is
+/// the only answer that neither sends twice nor overwrites), and index each message for the
+/// console (recent and per recipient, see `index`). The state keeps the content (`text`, or
+/// `hex` and `coding`): the outbound entry is trimmed once it is sent.
+/// KEYS[1] outbound stream, KEYS[2] idempotency key or "", KEYS[3] recent-messages index, then
+/// per message its state key and its recipient's index.
+/// ARGV[1] TTL ms, ARGV[2] the answer to store, ARGV[3] message count, then per message:
+/// queued_at ms, field count n, n field/value pairs.
+/// Returns {1, answer} when enqueued, {0, first answer} when the id was seen before, {0, answer}
+/// (nothing stored) when a message id has a state.
 pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
@@ -22,10 +26,15 @@ if KEYS[2] ~= '' then
   local prior = redis.call('GET', KEYS[2])
   if prior then return {0, prior} end
 end
-local i = 5
-for _ = 1, tonumber(ARGV[3]) do
-  local state_key, queued_at, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+local count = tonumber(ARGV[3])
+for m = 1, count do
+  if redis.call('EXISTS', KEYS[2 + 2 * m]) == 1 then return {0, ARGV[2]} end
+end
+local i = 4
+for m = 1, count do
+  local state_key, by_to = KEYS[2 + 2 * m], KEYS[3 + 2 * m]
+  local queued_at, n = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
   local fields, id, to, content = {}, '', '', {}
   for f = 0, n - 1 do
     local k, v = ARGV[i + 2 * f], ARGV[i + 2 * f + 1]
@@ -44,7 +53,7 @@ for _ = 1, tonumber(ARGV[3]) do
   redis.call('PEXPIRE', state_key, ARGV[1])
   local ms = entry_ms(entry)
   redis.call('ZADD', KEYS[3], ms, id)
-  index_add(ARGV[4] .. to, ms, id, ARGV[1])
+  index_add(by_to, ms, id, ARGV[1])
 end
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1]) end
 return {1, ARGV[2]}
@@ -96,32 +105,13 @@ pub static TRANSITION: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// A message that failed for good: the dead-letter entry and the final state together, so a
-/// retry after an error never writes the dead letter twice.
-/// KEYS[1] dead-letter stream, KEYS[2] state key or ""; ARGV[1] status, ARGV[2] TTL ms,
-/// ARGV[3] approximate MAXLEN of the dead-letter stream, ARGV[4] number of state field/value
-/// pairs k, then k pairs, then the dead-letter fields.
-pub static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"{TRANSITION_FN}
-local k = tonumber(ARGV[4])
-if KEYS[2] ~= '' then
-  local current = redis.call('HGET', KEYS[2], 'status')
-  if current == 'failed' or current == 'dead' then return 0 end
-  transition(KEYS[2], ARGV[1], ARGV[2], {{unpack(ARGV, 5, 4 + 2 * k)}})
-end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 5 + 2 * k))
-return 1
-"#
-    ))
-});
-
 /// Loads every script used in pipelines (a pipeline cannot fall back from EVALSHA to EVAL, and
 /// a restarted Redis has forgotten them).
 pub async fn load_all(conn: &mut redis::aio::ConnectionManager) -> redis::RedisResult<()> {
     for script in [
         &*TRANSITION,
-        &*DEAD_LETTER,
+        &*super::dead_letter::DEAD_LETTER,
+        &*super::begin::BEGIN_FRESH,
         &*ENQUEUE,
         &*super::reports::REPORT,
     ] {

@@ -3,7 +3,9 @@
 //! acknowledges the entry, so a crash leaves it pending for another instance to reclaim.
 
 mod acker;
+mod consumer_cleanup;
 mod in_flight;
+mod periodic;
 mod send;
 mod trimmer;
 
@@ -17,16 +19,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::MessageConfig;
-use crate::message::{OutboundMessage, build_submits};
+use crate::message::{OutboundMessage, build_submits, check_message_id};
 use crate::metrics::Metrics;
 use crate::session::Link;
-use crate::store::{Beginning, Consumer, MessageStatus, OutboundEntry, StoreError};
+use crate::store::{Beginning, Begun, Consumer, MessageStatus, OutboundEntry, StoreError};
 
 use acker::Acker;
 use in_flight::InFlight;
 
 /// How long to wait before trying Redis again after an error.
 const REDIS_RETRY: Duration = Duration::from_millis(500);
+/// Tries of a dead letter that Redis refuses (not: cannot be reached) before the entry is left
+/// pending for a later reclaim, so one entry never holds up the worker.
+const DEAD_LETTER_ATTEMPTS: u32 = 3;
 
 pub struct Worker {
     link: Link,
@@ -71,6 +76,10 @@ impl Worker {
             .spawn_keeper(self.consumer.clone(), self.shutdown.clone(), &tasks);
         tasks.spawn(trimmer::run(self.consumer.clone(), self.shutdown.clone()));
         self.wait_for_group().await;
+        tasks.spawn(consumer_cleanup::run(
+            self.consumer.clone(),
+            self.shutdown.clone(),
+        ));
         let reclaim_every = (self.consumer.config().reclaim_idle / 2).max(Duration::from_secs(1));
         let mut next_reclaim = Instant::now();
         while !self.shutdown.is_cancelled() {
@@ -153,8 +162,8 @@ impl Worker {
         }
     }
 
-    /// Parses a batch, dead-letters what cannot be sent, skips what was already sent, and starts
-    /// one task per remaining message.
+    /// Parses a batch, dead-letters what cannot be sent (and entries whose id belongs to another
+    /// entry), skips what was already sent, and starts one task per remaining message.
     async fn dispatch(
         &self,
         entries: Vec<OutboundEntry>,
@@ -164,14 +173,14 @@ impl Worker {
     ) {
         let mut ready = Vec::with_capacity(entries.len());
         for entry in entries {
-            match self.prepare(&entry) {
+            let prepared = message_id(&entry)
+                .map_err(|reason| (None, reason))
+                .and_then(|id| self.prepare(&entry, &id));
+            match prepared {
                 Ok((message, submits)) => ready.push((entry, message, submits)),
-                Err((id, reason)) => {
-                    tracing::debug!(stream_id = %entry.stream_id, %reason, "malformed outbound entry");
-                    self.settle_dead(&entry, id.as_deref(), MessageStatus::Dead, &reason)
-                        .await;
-                    self.metrics.worker_finished(MessageStatus::Dead);
-                    acker.ack(entry.stream_id);
+                Err((state_id, reason)) => {
+                    self.end_dead(&entry, state_id.as_deref(), &reason, acker)
+                        .await
                 }
             }
         }
@@ -184,9 +193,9 @@ impl Worker {
                 segments: s.len(),
             })
             .collect();
-        let before = loop {
+        let begun = loop {
             match self.consumer.begin(&begin, fresh).await {
-                Ok(before) => break before,
+                Ok(begun) => break begun,
                 Err(e) if !self.shutdown.is_cancelled() => {
                     self.redis_trouble("marking messages submitting", &e).await
                 }
@@ -194,7 +203,27 @@ impl Worker {
                 Err(_) => return,
             }
         };
-        for ((entry, message, submits), status) in ready.into_iter().zip(before) {
+        let mut before = Vec::with_capacity(ready.len());
+        for ((entry, message, submits), begun) in ready.into_iter().zip(begun) {
+            match begun {
+                Begun::Owned(status) => before.push(((entry, message, submits), status)),
+                Begun::Duplicate(owner) => {
+                    let reason = format!(
+                        "duplicate id: {} belongs to entry {owner}; not sent",
+                        message.id
+                    );
+                    // No id: the state is the other entry's.
+                    if self
+                        .settle_dead(&entry, None, MessageStatus::Dead, &reason)
+                        .await
+                    {
+                        self.metrics.worker_duplicate();
+                        acker.ack(entry.stream_id);
+                    }
+                }
+            }
+        }
+        for ((entry, message, submits), status) in before {
             // A reclaim can hand back an entry this process is still sending.
             if !self.in_flight.insert(&entry.stream_id) {
                 continue;
@@ -223,19 +252,21 @@ impl Worker {
         }
     }
 
+    /// The message and its SUBMITs, or why it cannot be sent and the id whose state records
+    /// that (none for an entry that does not parse and gives no id of its own).
     fn prepare(
         &self,
         entry: &OutboundEntry,
+        id: &MessageId,
     ) -> Result<(OutboundMessage, Vec<crate::protocol::Submit>), (Option<String>, String)> {
         let mut message = OutboundMessage::from_fields(&entry.stream_id, entry.field_pairs())
             .map_err(|e| {
-                let id = entry
-                    .fields
-                    .iter()
-                    .find(|(k, _)| k == "id")
-                    .map(|(_, v)| v.clone());
-                (id, format!("malformed entry: {e}"))
+                (
+                    id.given.then(|| id.id.clone()),
+                    format!("malformed entry: {e}"),
+                )
             })?;
+        message.id.clone_from(&id.id);
         message
             .validate(&self.message)
             .map_err(|e| (Some(message.id.clone()), format!("invalid message: {e}")))?;
@@ -249,18 +280,80 @@ impl Worker {
         Ok((message, submits))
     }
 
+    /// Dead-letters an entry that cannot be sent and acknowledges it, once the letter is written.
+    async fn end_dead(&self, entry: &OutboundEntry, id: Option<&str>, reason: &str, acker: &Acker) {
+        tracing::debug!(stream_id = %entry.stream_id, %reason, "outbound entry not sent");
+        if self
+            .settle_dead(entry, id, MessageStatus::Dead, reason)
+            .await
+        {
+            self.metrics.worker_finished(MessageStatus::Dead);
+            acker.ack(entry.stream_id.clone());
+        }
+    }
+
+    /// Writes the dead letter; `false` when it is not written, and the entry must then stay
+    /// pending (an entry with neither a state nor a dead letter is never acknowledged): at
+    /// shutdown, or after [`DEAD_LETTER_ATTEMPTS`] that Redis refused, a failure that retrying
+    /// now will not mend (the entry is reclaimed after `reclaim_idle` and tried again then).
+    /// While Redis is unreachable it waits, as every other step does.
     async fn settle_dead(
         &self,
         entry: &OutboundEntry,
         id: Option<&str>,
         status: MessageStatus,
         reason: &str,
-    ) {
-        while let Err(e) = self.consumer.record_dead(entry, id, status, reason).await {
+    ) -> bool {
+        let mut refused = 0;
+        loop {
+            let e = match self.consumer.record_dead(entry, id, status, reason).await {
+                Ok(()) => return true,
+                Err(e) => e,
+            };
+            if !e.is_unavailable() {
+                refused += 1;
+                if refused >= DEAD_LETTER_ATTEMPTS {
+                    tracing::error!(stream_id = %entry.stream_id, error = %e, "cannot write a dead letter; the entry stays pending and is tried again when reclaimed");
+                    return false;
+                }
+            }
             if self.shutdown.is_cancelled() {
-                return;
+                return false;
             }
             self.redis_trouble("writing a dead letter", &e).await;
         }
+    }
+}
+
+/// The id an entry's message goes by: its `id` field (`given`), else its stream id.
+struct MessageId {
+    id: String,
+    given: bool,
+}
+
+/// The entry's message id, or why the entry is refused before anything else is looked at: a
+/// field that is not UTF-8, or an `id` that HTTP would not accept either.
+fn message_id(entry: &OutboundEntry) -> Result<MessageId, String> {
+    if let Some(what) = &entry.not_utf8 {
+        return Err(format!("malformed entry: {what}"));
+    }
+    // The last non-empty `id`, as `OutboundMessage::from_fields` reads it.
+    let given = entry
+        .field_pairs()
+        .filter(|(k, v)| *k == "id" && !v.is_empty())
+        .map(|(_, v)| v)
+        .last();
+    match given {
+        Some(id) => match check_message_id(id) {
+            Ok(()) => Ok(MessageId {
+                id: id.to_owned(),
+                given: true,
+            }),
+            Err(e) => Err(format!("invalid message: {e}")),
+        },
+        None => Ok(MessageId {
+            id: entry.stream_id.clone(),
+            given: false,
+        }),
     }
 }

@@ -9,21 +9,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Consumer;
 
-const EVERY: Duration = Duration::from_secs(10);
+/// Often enough that the stream holds about a second of sent messages at any rate (each trim
+/// deletes every acknowledged entry, however many).
+const EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(consumer: Arc<Consumer>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
+    super::periodic::every(EVERY, shutdown, || async {
         match consumer.trim_acknowledged().await {
             Ok(0) => {}
             Ok(deleted) => tracing::debug!(deleted, "trimmed acknowledged outbound entries"),
             // The next tick tries again; the worker's own reads report Redis trouble.
             Err(e) => tracing::debug!(error = %e, "cannot trim the outbound stream"),
         }
-    }
+    })
+    .await
 }

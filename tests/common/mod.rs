@@ -5,3 +5,4 @@ pub mod gateway;
 pub mod http_client;
 pub mod redis;
 pub mod streams;
+pub mod wait;

@@ -102,3 +102,98 @@ pub async fn pending(conn: &mut MultiplexedConnection) -> i64 {
         _ => -1,
     }
 }
+
+/// The ids of the entries the group `gateway` has read and not acknowledged, oldest first.
+pub async fn pending_ids(conn: &mut MultiplexedConnection) -> Vec<String> {
+    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg("cmpp:mt")
+        .arg("gateway")
+        .arg("-")
+        .arg("+")
+        .arg(10_000)
+        .query_async(conn)
+        .await
+        .expect("XPENDING range");
+    rows.into_iter().map(|(id, ..)| id).collect()
+}
+
+/// One message's state hash (empty when it has none).
+pub async fn state(conn: &mut MultiplexedConnection, id: &str) -> HashMap<String, String> {
+    redis::cmd("HGETALL")
+        .arg(format!("cmpp:msg:{id}"))
+        .query_async(conn)
+        .await
+        .expect("HGETALL")
+}
+
+/// Creates the group `gateway` on `cmpp:mt` (and the stream), reading from `start` (`0`, `$`).
+pub async fn create_group(conn: &mut MultiplexedConnection, start: &str) {
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("cmpp:mt")
+        .arg("gateway")
+        .arg(start)
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await
+        .expect("XGROUP CREATE");
+}
+
+/// Reads up to `count` new entries of `cmpp:mt` as `consumer` of the group `gateway`, and
+/// returns their ids: they are then pending for that consumer.
+pub async fn read_as(
+    conn: &mut MultiplexedConnection,
+    consumer: &str,
+    count: usize,
+) -> Vec<String> {
+    let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("gateway")
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg("cmpp:mt")
+        .arg(">")
+        .query_async(conn)
+        .await
+        .expect("XREADGROUP");
+    reply
+        .into_iter()
+        .flat_map(|r| r.keys)
+        .flat_map(|k| k.ids)
+        .map(|e| e.id)
+        .collect()
+}
+
+/// Waits until the dead-letter stream has at least `count` entries, and returns them.
+pub async fn wait_dead_letters(conn: &mut MultiplexedConnection, count: usize) -> Vec<Entry> {
+    super::wait::until("dead letters", Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        async move {
+            let dead = entries(&mut conn, "cmpp:mt:dead").await;
+            if dead.len() >= count {
+                Ok(dead)
+            } else {
+                Err(format!("{dead:?}"))
+            }
+        }
+    })
+    .await
+}
+
+/// Waits until the group `gateway` has nothing pending.
+pub async fn wait_nothing_pending(conn: &mut MultiplexedConnection) {
+    super::wait::until("nothing pending", Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        async move {
+            let ids = pending_ids(&mut conn).await;
+            if ids.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("pending {ids:?}"))
+            }
+        }
+    })
+    .await
+}

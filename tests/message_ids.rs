@@ -1,0 +1,192 @@
+//! Message ids: a caller's id never lands on another message's state. The per-recipient ids of
+//! one request cannot be asked for by another, an id that already has a state is a replay (HTTP)
+//! or a duplicate that is not sent (direct XADD), and direct-XADD ids are checked like HTTP ids.
+
+use std::time::Duration;
+
+use crate::common::gateway;
+use crate::common::http_client::{get, post_json};
+use crate::common::redis::connect;
+use crate::common::streams::{self, field, wait_dead_letters, wait_nothing_pending};
+use crate::common::wait::until;
+use cmpp_gateway::simulator::{Behaviour, SimulatorHandle};
+use redis::aio::MultiplexedConnection;
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn wait_status(conn: &mut MultiplexedConnection, id: &str, status: &str) {
+    until(&format!("{id} {status}"), LIMIT, || {
+        let mut conn = conn.clone();
+        async move {
+            let state = streams::state(&mut conn, id).await;
+            let effective = match state.get("status").map(String::as_str) {
+                Some("queued" | "submitting") if state.contains_key("submitted_at") => "submitted",
+                Some(s) => s,
+                None => "none",
+            };
+            if effective == status {
+                Ok(())
+            } else {
+                Err(format!("{state:?}"))
+            }
+        }
+    })
+    .await
+}
+
+fn submits_of(sim: &SimulatorHandle, text: &str) -> usize {
+    sim.recorded_submits()
+        .iter()
+        .filter(|s| s.msg_content == text.as_bytes())
+        .count()
+}
+
+async fn xadd(conn: &mut MultiplexedConnection, id: &str, to: &str, text: &str) -> String {
+    redis::cmd("XADD")
+        .arg("cmpp:mt")
+        .arg("*")
+        .arg(&["id", id, "to", to, "text", text][..])
+        .query_async(conn)
+        .await
+        .expect("XADD")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_id_cannot_take_over_another_requests_per_recipient_id() {
+    let gateway::Stack { redis, sim, gw } =
+        gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
+    let mut conn = connect(&redis).await;
+
+    let r = post_json(
+        gw.http,
+        "/v1/messages",
+        &json!({"id": "collide", "to": ["13800138000", "13900139000"], "text": "first"}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let first_id = r.json()["messages"][0]["id"].as_str().unwrap().to_owned();
+    wait_status(&mut conn, &first_id, "submitted").await;
+
+    let again = post_json(
+        gw.http,
+        "/v1/messages",
+        &json!({"id": first_id, "to": "13700137000", "text": "second"}),
+    )
+    .await;
+    assert_ne!(
+        again.status, 202,
+        "a new request took the id {first_id}: {}",
+        again.body
+    );
+    let state = streams::state(&mut conn, &first_id).await;
+    assert_eq!(state["to"], "13800138000", "{state:?}");
+    assert_eq!(state["text"], "first");
+    assert_eq!(submits_of(&sim, "second"), 0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_id_that_a_direct_xadd_already_used_is_a_replay() {
+    let gateway::Stack { redis, sim, gw } =
+        gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
+    let mut conn = connect(&redis).await;
+    xadd(&mut conn, "shared-1", "13800138000", "by xadd").await;
+    wait_status(&mut conn, "shared-1", "submitted").await;
+
+    let r = post_json(
+        gw.http,
+        "/v1/messages",
+        &json!({"id": "shared-1", "to": "13900139000", "text": "by http"}),
+    )
+    .await;
+    assert_eq!(
+        r.header("idempotent-replayed"),
+        Some("true"),
+        "a replay, nothing enqueued: {} {}",
+        r.status,
+        r.body
+    );
+    let len: u64 = redis::cmd("XLEN")
+        .arg("cmpp:mt")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "no second entry");
+    let state = streams::state(&mut conn, "shared-1").await;
+    assert_eq!(state["to"], "13800138000");
+    assert_eq!(submits_of(&sim, "by http"), 0);
+    gw.stop().await;
+}
+
+/// One repeat after the first was delivered, two more in one pipeline (one batch): each id is
+/// sent once, the repeats are dead-lettered as duplicates, and the delivered state is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_id_in_direct_xadds_is_sent_once_and_never_resets_the_state() {
+    let gateway::Stack { redis, sim, gw } = gateway::stack(Behaviour::default(), json!({})).await;
+    let mut conn = connect(&redis).await;
+    let first = xadd(&mut conn, "dup-1", "13800138000", "first").await;
+    wait_status(&mut conn, "dup-1", "delivered").await;
+    let before = streams::state(&mut conn, "dup-1").await;
+
+    let repeat = xadd(&mut conn, "dup-1", "13900139000", "repeat").await;
+    let mut pipe = redis::pipe();
+    for text in ["pair a", "pair b"] {
+        pipe.cmd("XADD")
+            .arg("cmpp:mt")
+            .arg("*")
+            .arg(&["id", "dup-2", "to", "13800138000", "text", text][..]);
+    }
+    let _: Vec<String> = pipe.query_async(&mut conn).await.unwrap();
+
+    let dead = wait_dead_letters(&mut conn, 2).await;
+    assert!(
+        dead.iter()
+            .all(|d| field(d, "reason").is_some_and(|r| r.contains("duplicate id"))),
+        "{dead:?}"
+    );
+    assert!(dead.iter().any(|d| field(d, "stream_id") == Some(&repeat)));
+    wait_nothing_pending(&mut conn).await;
+    assert_eq!(submits_of(&sim, "first"), 1);
+    assert_eq!(submits_of(&sim, "repeat"), 0);
+    assert_eq!(submits_of(&sim, "pair a") + submits_of(&sim, "pair b"), 1);
+    let after = streams::state(&mut conn, "dup-1").await;
+    assert_eq!(after, before, "the delivered state is untouched");
+    assert_eq!(after["stream_id"], first);
+    let scrape = get(gw.http, "/metrics").await.body;
+    assert!(
+        scrape.contains("cmpp_worker_messages_total{outcome=\"duplicate\"} 2\n"),
+        "{}",
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("cmpp_worker_messages_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_xadd_ids_are_checked_like_http_ids() {
+    let gateway::Stack { redis, sim, gw } =
+        gateway::stack(Behaviour::default(), json!({"registered_delivery": false})).await;
+    let mut conn = connect(&redis).await;
+    let long = "x".repeat(65);
+    for id in ["a b", long.as_str(), "slash/id"] {
+        xadd(&mut conn, id, "13800138000", "bad id").await;
+    }
+    let dead = wait_dead_letters(&mut conn, 3).await;
+    for d in &dead {
+        assert!(
+            field(d, "reason").is_some_and(|r| r.contains("id")),
+            "{d:?}"
+        );
+    }
+    wait_nothing_pending(&mut conn).await;
+    assert_eq!(submits_of(&sim, "bad id"), 0);
+    for id in ["a b", long.as_str(), "slash/id"] {
+        let state: Value = json!(streams::state(&mut conn, id).await);
+        assert_eq!(state, json!({}), "no state under the invalid id {id:?}");
+    }
+    gw.stop().await;
+}
