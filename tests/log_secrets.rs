@@ -124,7 +124,8 @@ fn assert_no_secrets(name: &str, log: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_hold_what_operators_need_and_never_a_secret() {
-    let redis = RedisServer::start();
+    // TCP: the password travels in the `redis://:password@host:port` form operators use.
+    let redis = RedisServer::start_tcp();
     let mut conn = connect(&redis).await;
     let () = redis::cmd("CONFIG")
         .arg("SET")
