@@ -3,5 +3,6 @@
 
 pub mod gateway;
 pub mod http_client;
+pub mod link;
 pub mod redis;
 pub mod streams;
