@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of README.md (and of .ci/run): installs what the integration tests use where
-# it is missing, then runs `cargo test --locked` with any arguments given.
-#   redis-server  every integration test starts its own on a free loopback port
+# it is missing, then runs `cargo test --locked` with any arguments given: unit tests, the
+# integration binary, the rediss:// test, then the soak tier (tests/soak.rs).
+#   redis-server  every integration test starts its own, on a Unix socket in a temporary directory
 #   openssl       certificates for the rediss:// test
 #   promtool      (Debian's prometheus package) lints the metrics scrape and the alert rules
 #   chromium, npm the console's browser test, with playwright-core from tests/browser
@@ -29,7 +30,7 @@ redis-server --version
 promtool --version | head -1
 
 if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
-    echo "== npm ci (playwright-core for tests/console_browser.rs)"
+    echo "== npm ci (playwright-core for tests/soak/console_browser.rs)"
     npm ci --prefix tests/browser --no-audit --no-fund
 fi
 

@@ -446,6 +446,43 @@ fn the_redis_password_is_inserted_and_redacted() {
 }
 
 #[test]
+fn redis_url_may_be_a_unix_socket() {
+    let json = old_with(serde_json::json!({
+        "redis_url": format!("redis+unix:///run/redis/redis.sock?pass={URL_PASSWORD}"),
+        "redis_db": 3
+    }));
+    let c = parse(&json).unwrap();
+    assert_eq!(
+        c.redis.url.expose(),
+        format!("redis+unix:///run/redis/redis.sock?pass={URL_PASSWORD}&db=3")
+    );
+    assert_eq!(
+        c.redis.redacted_url(),
+        "redis+unix:///run/redis/redis.sock?pass=***&db=3"
+    );
+    assert_no_secret(&format!("{c:?}"));
+
+    // redis_password goes where the client reads it for a socket: the query.
+    let json = old_with(serde_json::json!({
+        "redis_url": "unix:///tmp/redis.sock", "redis_password": REDIS_PASSWORD
+    }));
+    let c = parse(&json).unwrap();
+    assert_eq!(
+        c.redis.url.expose(),
+        format!("unix:///tmp/redis.sock?pass={REDIS_PASSWORD}")
+    );
+    assert_no_secret(&c.redis.redacted_url());
+
+    // A socket URL with a host is not one the client can use.
+    let json = old_with(serde_json::json!({"redis_url": "unix://cache/redis.sock"}));
+    let err = parse(&json).unwrap_err().to_string();
+    assert!(
+        err.starts_with("t.json: key \"redis_url\": ") && err.contains("absolute path"),
+        "{err}"
+    );
+}
+
+#[test]
 fn validation_errors_name_the_source_and_the_key() {
     use serde_json::json;
     let cases = [

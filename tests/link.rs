@@ -3,103 +3,17 @@
 //! do not mix: tokio would jump the clock while a socket read is pending.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::gateway;
-use cmpp_gateway::protocol::{Submit, Version};
+use crate::common::link::{config, spawn, spawn_up, submit};
+use cmpp_gateway::protocol::Version;
 use cmpp_gateway::secret::Secret;
 use cmpp_gateway::session::{
-    AuthCheck, ConnectOutcome, DisconnectReason, Link, LinkConfig, LinkEvent, LinkObserver,
-    LinkParts, LinkState, SubmitError,
+    AuthCheck, ConnectOutcome, DisconnectReason, LinkEvent, LinkState, SubmitError,
 };
-use cmpp_gateway::simulator::{self, Account, Behaviour, SimulatorConfig, SimulatorHandle};
+use cmpp_gateway::simulator::{self, Account, Behaviour, SimulatorConfig};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-/// Collects every event with the time it happened.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<(Instant, LinkEvent)>>);
-
-impl LinkObserver for Recorder {
-    fn on_event(&self, event: &LinkEvent) {
-        self.0.lock().unwrap().push((Instant::now(), event.clone()));
-    }
-}
-
-impl Recorder {
-    fn count(&self, f: impl Fn(&LinkEvent) -> bool) -> usize {
-        self.0.lock().unwrap().iter().filter(|(_, e)| f(e)).count()
-    }
-
-    fn times(&self, f: impl Fn(&LinkEvent) -> bool) -> Vec<Instant> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, e)| f(e))
-            .map(|(t, _)| *t)
-            .collect()
-    }
-}
-
-fn config(sim: &SimulatorHandle) -> LinkConfig {
-    let mut c = LinkConfig::new(sim.addr().to_string(), "900001", Secret::new("888888"));
-    c.response_timeout = Duration::from_millis(500);
-    c.reconnect_min = Duration::from_millis(20);
-    c.reconnect_max = Duration::from_millis(300);
-    c.close_timeout = Duration::from_secs(2);
-    c
-}
-
-struct Running {
-    parts: LinkParts,
-    events: Arc<Recorder>,
-}
-
-impl Running {
-    fn link(&self) -> &Link {
-        &self.parts.link
-    }
-
-    async fn close(self) {
-        self.parts.link.close();
-        tokio::time::timeout(Duration::from_secs(10), self.parts.task)
-            .await
-            .expect("link closes within 10 s")
-            .expect("link task does not panic");
-    }
-}
-
-fn spawn(config: LinkConfig) -> Running {
-    let events = Arc::new(Recorder::default());
-    let parts = Link::spawn(config, Some(events.clone()), CancellationToken::new());
-    Running { parts, events }
-}
-
-async fn spawn_up(config: LinkConfig) -> Running {
-    let running = spawn(config);
-    let up = tokio::time::timeout(Duration::from_secs(10), running.link().wait_up()).await;
-    assert_eq!(
-        up,
-        Ok(true),
-        "link did not come up: {:?}",
-        running.link().status()
-    );
-    running
-}
-
-fn submit(n: u32) -> Submit {
-    Submit {
-        pk_total: 1,
-        pk_number: 1,
-        msg_src: "900001".into(),
-        src_id: "1064899104221".into(),
-        dest_terminal_ids: vec![format!("138{n:08}")],
-        msg_content: format!("message {n}").into_bytes(),
-        ..Submit::default()
-    }
-}
 
 /// Polls `check` until it holds, for at most `limit`.
 async fn eventually(what: &str, limit: Duration, check: impl Fn() -> bool) {
@@ -283,12 +197,10 @@ async fn the_window_is_never_exceeded() {
     );
     let peak = link
         .events
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            LinkEvent::InFlight { count } => Some(*count),
+        .all()
+        .into_iter()
+        .filter_map(|e| match e {
+            LinkEvent::InFlight { count } => Some(count),
             _ => None,
         })
         .max();
@@ -320,45 +232,6 @@ async fn the_rate_limit_holds_within_five_percent() {
     assert!(
         (380.0..=420.0).contains(&rate),
         "800 submits at a limit of 400/s ran at {rate:.1}/s"
-    );
-    link.close().await;
-}
-
-#[tokio::test]
-async fn a_flow_control_storm_ends_with_every_message_accepted() {
-    let sim = gateway::simulator(Behaviour {
-        flow_control_above_rate: 2_000,
-        ..Behaviour::default()
-    })
-    .await;
-    let link = spawn_up(config(&sim)).await;
-    let tasks: Vec<_> = (0..32)
-        .map(|t| {
-            let l = link.link().clone();
-            tokio::spawn(async move {
-                let mut most = 0;
-                for i in 0..150 {
-                    let a = l
-                        .submit(submit(t * 1000 + i))
-                        .await
-                        .expect("accepted in the end");
-                    most = most.max(a.flow_control_retries);
-                }
-                most
-            })
-        })
-        .collect();
-    let mut most = 0;
-    for t in tasks {
-        most = most.max(t.await.unwrap());
-    }
-    let c = sim.counters();
-    assert_eq!(c.submits_accepted, 32 * 150, "{c:?}");
-    assert!(c.flow_control_sent > 0, "the storm never happened: {c:?}");
-    assert!(most <= 30, "a segment needed {most} resubmissions");
-    assert_eq!(
-        link.link().stats().snapshot().flow_control,
-        c.flow_control_sent
     );
     link.close().await;
 }
@@ -589,12 +462,10 @@ async fn a_link_that_drops_soon_after_each_login_backs_off_exponentially() {
     .await;
     let delays: Vec<Duration> = link
         .events
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            LinkEvent::ReconnectScheduled { delay } => Some(*delay),
+        .all()
+        .into_iter()
+        .filter_map(|e| match e {
+            LinkEvent::ReconnectScheduled { delay } => Some(delay),
             _ => None,
         })
         .collect();
@@ -741,42 +612,6 @@ async fn a_graceful_close_waits_for_in_flight_responses() {
     assert_eq!(handle.submit(submit(9)).await, Err(SubmitError::Closed));
     assert_eq!(handle.status().state, LinkState::Closed);
     assert_eq!(sim.counters().terminates_received, 1);
-}
-
-#[tokio::test]
-async fn one_hundred_thousand_submits_through_one_link_none_lost() {
-    let sim = simulator::start(SimulatorConfig::default()).await.unwrap();
-    let link = spawn_up(config(&sim)).await;
-    const TASKS: u32 = 32;
-    const EACH: u32 = 100_000 / TASKS;
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|t| {
-            let l = link.link().clone();
-            tokio::spawn(async move {
-                let mut ids = Vec::with_capacity(EACH as usize);
-                for i in 0..EACH {
-                    ids.push(
-                        l.submit(submit(t * EACH + i))
-                            .await
-                            .expect("accepted")
-                            .msg_id,
-                    );
-                }
-                ids
-            })
-        })
-        .collect();
-    let mut ids = HashSet::new();
-    for t in tasks {
-        ids.extend(t.await.unwrap());
-    }
-    let total = (TASKS * EACH) as usize;
-    assert_eq!(ids.len(), total, "distinct Msg_Ids for {total} submits");
-    let c = sim.counters();
-    assert_eq!(c.submits_received, total as u64, "{c:?}");
-    assert_eq!(c.submits_accepted, total as u64);
-    assert_eq!(link.link().stats().snapshot().submits_ok, total as u64);
-    link.close().await;
 }
 
 #[tokio::test]

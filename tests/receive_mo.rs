@@ -4,7 +4,7 @@
 //! known in advance, characters straddling parts, races, a crash between the last part and
 //! its entry).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::common::gateway::{self, RunningGateway};
@@ -74,6 +74,42 @@ async fn wait_acked(sim: &SimulatorHandle, n: u64) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The MO stream once nothing can add to it any more, so that a count taken from it is final:
+/// - every MO DELIVER the simulator queued is acknowledged with Result 0, so it sends none of
+///   them again; the gateway answers a DELIVER only after its store step returned, so whatever
+///   that step wrote is in the stream;
+/// - none was sent twice (a first copy's store step could still run after the second copy's
+///   answer);
+/// - a sweep over every reassembly set, due or not, wrote nothing: a set the gateway left behind
+///   would have been written by its next sweep, here it is written now and counted.
+async fn settled_mo_entries(redis: &RedisServer, sim: &SimulatorHandle) -> Vec<Fields> {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = sim.counters();
+        if c.mo_acked == c.mo_queued {
+            assert_eq!(c.delivers_resent, 0, "no MO DELIVER sent twice: {c:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "MO DELIVERs unacknowledged after 15 s: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let every_set = now_ms() + 24 * 3600 * 1000;
+    let sweep = gateway::store(redis)
+        .await
+        .sweep_mo(every_set)
+        .await
+        .unwrap();
+    assert_eq!(
+        (sweep.partial, sweep.complete),
+        (0, 0),
+        "no reassembly set left to write: {sweep:?}"
+    );
+    mo_entries(redis).await
 }
 
 /// Reassembly keys left in Redis (sets and the pending index).
@@ -229,12 +265,14 @@ async fn a_shuffled_four_part_ucs2_mo_with_udhi_0x40_becomes_one_entry() {
         .map(|s| s.parse().expect("decimal Msg_Id"))
         .collect();
     assert_eq!(ids.len(), 4, "4 Msg_Ids in {e:?}");
-    let mut distinct = ids.clone();
-    distinct.dedup();
+    let distinct: HashSet<u64> = ids.iter().copied().collect();
     assert_eq!(distinct.len(), 4, "4 distinct Msg_Ids in {e:?}");
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(mo_entries(&redis).await.len(), 1, "still exactly 1 entry");
+    assert_eq!(
+        settled_mo_entries(&redis, &sim).await.len(),
+        1,
+        "still exactly 1 entry"
+    );
     assert_eq!(
         leftovers(&redis).await,
         (vec![], 0),
@@ -285,8 +323,11 @@ async fn a_duplicated_part_and_a_16_bit_reference_each_give_one_entry() {
         ("3", "0")
     );
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(mo_entries(&redis).await.len(), 2, "still exactly 2 entries");
+    assert_eq!(
+        settled_mo_entries(&redis, &sim).await.len(),
+        2,
+        "still exactly 2 entries"
+    );
     let c = sim.counters();
     assert_eq!(
         (c.mo_sent, c.mo_acked, c.deliver_resp_nonzero),
@@ -320,11 +361,11 @@ async fn a_missing_part_is_written_as_partial_after_the_reassembly_timeout() {
         sent_at.elapsed() < Duration::from_secs(1),
         "2 parts acked within 1 s, long before the timeout"
     );
-    tokio::time::sleep(Duration::from_millis(1000).saturating_sub(sent_at.elapsed())).await;
+    // Not written before the timeout: `waited` below checks when it was.
     assert_eq!(
         mo_entries(&redis).await.len(),
         0,
-        "0 entries 1 s in: the set waits for its timeout"
+        "0 entries once the parts are stored: the set waits for its timeout"
     );
     assert_eq!(leftovers(&redis).await.1, 1, "1 set pending");
 
@@ -346,9 +387,8 @@ async fn a_missing_part_is_written_as_partial_after_the_reassembly_timeout() {
         "set and pending member gone"
     );
 
-    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
-        mo_entries(&redis).await.len(),
+        settled_mo_entries(&redis, &sim).await.len(),
         1,
         "the sweeper wrote 1 entry, once"
     );

@@ -1,35 +1,59 @@
-//! A throwaway redis-server for tests and benchmarks: its own loopback port, no persistence,
-//! killed by PID when dropped. `stop` and `restart` (same port) simulate an outage.
+//! A throwaway redis-server for tests and benchmarks: no persistence, a temporary directory of its
+//! own, killed by PID when dropped. `stop` and `restart` (same address) simulate an outage.
+//!
+//! By default it listens only on a Unix socket inside that directory: nobody else can be there,
+//! so tests running side by side (and other processes on the machine) never race for an address.
+//! `start_tcp` gives a loopback port for what needs one (a URL with host and port).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Found on PATH (Debian installs it as /usr/bin/redis-server).
 const REDIS_SERVER: &str = "redis-server";
 const READY_WITHIN: Duration = Duration::from_secs(10);
+/// Ports tried by `start_tcp` when the one found free is taken before redis-server binds it.
+const TCP_ATTEMPTS: usize = 5;
 
 pub struct RedisServer {
-    port: u16,
+    listen: Listen,
+    /// Holds the socket and whatever redis-server writes; removed when the server is dropped.
+    dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    Unix,
+    Tcp(u16),
+}
+
 impl RedisServer {
-    /// Starts a server on a free port and waits until it answers PING; panics if it cannot
-    /// (for tests).
+    /// Starts a server on a Unix socket and waits until it answers; panics if it cannot (for
+    /// tests).
     pub fn start() -> RedisServer {
         RedisServer::try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Starts a server on a free port and waits until it answers PING.
+    /// Starts a server on a Unix socket in a new temporary directory and waits until it answers.
     pub fn try_start() -> Result<RedisServer, String> {
-        // The port is free when we look; another process could take it before redis binds, so
-        // try a few ports.
+        let mut server = RedisServer::new(Listen::Unix)?;
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// Starts a server on a loopback TCP port (see [`RedisServer::port`]); panics if it cannot.
+    pub fn start_tcp() -> RedisServer {
+        RedisServer::try_start_tcp().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a server on a free loopback TCP port and waits until it answers.
+    pub fn try_start_tcp() -> Result<RedisServer, String> {
+        // The port is free when we look; another process can take it before redis binds, so try
+        // a few. `spawn` checks that the server answering is our child, not whoever won the port.
         let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = free_port()?;
-            let mut server = RedisServer { port, child: None };
+        for _ in 0..TCP_ATTEMPTS {
+            let mut server = RedisServer::new(Listen::Tcp(free_port()?))?;
             match server.spawn() {
                 Ok(()) => return Ok(server),
                 Err(e) => last_error = e,
@@ -38,13 +62,40 @@ impl RedisServer {
         Err(format!("redis-server did not start: {last_error}"))
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    fn new(listen: Listen) -> Result<RedisServer, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("cmpp-redis-")
+            .tempdir()
+            .map_err(|e| format!("no temporary directory for redis-server: {e}"))?;
+        Ok(RedisServer {
+            listen,
+            dir,
+            child: None,
+        })
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
+    /// The TCP port.
+    ///
+    /// # Panics
+    /// For a server on a Unix socket: only [`RedisServer::start_tcp`] gives a port.
+    pub fn port(&self) -> u16 {
+        match self.listen {
+            Listen::Tcp(port) => port,
+            Listen::Unix => panic!("this redis-server listens on a Unix socket; use start_tcp"),
+        }
+    }
+
+    /// The socket redis-server listens on (whether or not it is running now).
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    /// Database 0: `redis+unix:///…/redis.sock?db=0`, or `redis://127.0.0.1:<port>/0`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match self.listen {
+            Listen::Unix => format!("redis+unix://{}?db=0", self.socket().display()),
+            Listen::Tcp(port) => format!("redis://127.0.0.1:{port}/0"),
+        }
     }
 
     pub fn is_running(&self) -> bool {
@@ -81,52 +132,58 @@ impl RedisServer {
         }
     }
 
-    /// Starts a fresh, empty server on the same port.
+    /// Starts a fresh, empty server on the same socket or port.
     pub fn restart(&mut self) {
         self.stop();
-        // The port was just released; binding it again can take a moment.
+        // A port just released can take a moment to bind again (a socket path is replaced at
+        // once: redis-server removes the stale file).
         let until = Instant::now() + READY_WITHIN;
         loop {
             match self.spawn() {
                 Ok(()) => return,
-                Err(e) if Instant::now() >= until => {
-                    panic!("redis-server did not restart on port {}: {e}", self.port)
-                }
+                Err(e) if Instant::now() >= until => panic!("redis-server did not restart: {e}"),
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let mut child = Command::new(REDIS_SERVER)
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
+        let socket = self.socket();
+        let mut command = Command::new(REDIS_SERVER);
+        match self.listen {
+            Listen::Unix => command
+                .args(["--port", "0"])
+                .arg("--unixsocket")
+                .arg(&socket)
+                .args(["--unixsocketperm", "700"]),
+            Listen::Tcp(port) => command
+                .args(["--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1"]),
+        };
+        let mut child = command
             .args(["--save", "", "--appendonly", "no"])
-            .args(["--dir", &std::env::temp_dir().display().to_string()])
+            .arg("--dir")
+            .arg(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run {REDIS_SERVER}: {e}"))?;
+        let url = self.url();
         let until = Instant::now() + READY_WITHIN;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "redis-server on port {} exited: {status}",
-                    self.port
-                ));
+                return Err(format!("redis-server at {url} exited: {status}"));
             }
-            if ping(self.port) {
+            // Ours, not another server that won the port.
+            if server_pid(&url) == Some(child.id()) {
                 self.child = Some(child);
                 return Ok(());
             }
             if Instant::now() >= until {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "redis-server on port {} did not answer PING",
-                    self.port
-                ));
+                return Err(format!("redis-server at {url} did not answer"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -140,22 +197,72 @@ impl Drop for RedisServer {
 }
 
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free loopback port: {e}"))
 }
 
-fn ping(port: u16) -> bool {
-    let Ok(mut stream) =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-    else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
+/// The process id of the redis-server answering at `url`, if one answers.
+fn server_pid(url: &str) -> Option<u32> {
+    let client = redis::Client::open(url).ok()?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_millis(200))
+        .ok()?;
+    conn.set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    let info: redis::InfoDict = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+    info.get("process_id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_and_get(url: &str) -> Option<String> {
+        let mut conn = redis::Client::open(url).ok()?.get_connection().ok()?;
+        let () = redis::cmd("SET").arg("k").arg("v").query(&mut conn).ok()?;
+        redis::cmd("GET").arg("k").query(&mut conn).ok()
     }
-    let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+
+    #[test]
+    fn a_unix_socket_server_restarts_empty_on_the_same_socket_and_leaves_nothing() {
+        let mut redis = RedisServer::start();
+        let url = redis.url();
+        assert!(url.starts_with("redis+unix:///"), "{url}");
+        assert_eq!(set_and_get(&url).as_deref(), Some("v"));
+        redis.stop();
+        assert_eq!(server_pid(&url), None, "stopped");
+        redis.restart();
+        assert_eq!(redis.url(), url, "same socket");
+        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let v: Option<String> = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
+        assert_eq!(v, None, "a restart starts empty");
+        let dir = redis.dir.path().to_path_buf();
+        drop(redis);
+        assert!(!dir.exists(), "the temporary directory is removed");
+    }
+
+    #[test]
+    fn a_port_another_server_holds_is_not_taken_for_ours() {
+        let other = RedisServer::start_tcp();
+        let mut late = RedisServer::new(Listen::Tcp(other.port())).unwrap();
+        let err = late
+            .spawn()
+            .expect_err("the other server answers on that port, ours cannot bind it");
+        assert!(err.contains("exited"), "{err}");
+        assert!(!late.is_running());
+    }
+
+    #[test]
+    fn servers_started_side_by_side_have_addresses_of_their_own() {
+        let (a, b) = (RedisServer::start(), RedisServer::start());
+        assert_ne!(a.url(), b.url());
+        let tcp = RedisServer::start_tcp();
+        assert_eq!(tcp.url(), format!("redis://127.0.0.1:{}/0", tcp.port()));
+        for server in [&a, &b, &tcp] {
+            let pid = server.child.as_ref().map(Child::id);
+            assert_eq!(server_pid(&server.url()), pid, "{}", server.url());
+        }
+    }
 }

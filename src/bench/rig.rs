@@ -17,7 +17,7 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// A fresh redis-server on a free port and a simulator with `sim` as its config.
+    /// A fresh redis-server (on a Unix socket) and a simulator with `sim` as its config.
     pub async fn start(sim: SimulatorConfig) -> Result<Rig, String> {
         let redis = RedisServer::try_start()?;
         let sim = simulator::start(sim)

@@ -1,12 +1,22 @@
-//! Just enough of `redis://[user[:password]@]host[:port][/db]` to check it, swap its password or
-//! database, and print it with the password masked. Error messages never quote the URL: it may
-//! hold a password.
+//! Just enough of `redis://[user[:password]@]host[:port][/db]` and
+//! `redis+unix:///path/to/redis.sock[?db=N&pass=…]` to check them, swap the password or database,
+//! and print them with the password masked. Error messages never quote the URL: it may hold a
+//! password.
 
 use std::fmt::Write as _;
 
-/// A parsed `redis://` or `rediss://` URL. Username and password are kept percent-encoded.
+/// A parsed redis URL: over TCP (`redis://`, `rediss://`) or a Unix socket (`unix://`,
+/// `redis+unix://`, which carry the database and credentials in the query, as the redis crate
+/// reads them).
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct RedisUrl {
+pub(crate) enum RedisUrl {
+    Tcp(TcpUrl),
+    Unix(UnixUrl),
+}
+
+/// `redis://` or `rediss://`. Username and password are kept percent-encoded.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct TcpUrl {
     scheme: String,
     username: String,
     password: Option<String>,
@@ -18,6 +28,16 @@ pub(crate) struct RedisUrl {
     tail: String,
 }
 
+/// `unix:///path` or `redis+unix:///path`, with `?name=value` pairs in their order, values kept
+/// percent-encoded. `db`, `user` and `pass` are the ones the redis crate reads.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct UnixUrl {
+    scheme: String,
+    /// Absolute, as written.
+    path: String,
+    query: Vec<(String, Option<String>)>,
+}
+
 /// Shows the redacted form only.
 impl std::fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -25,7 +45,8 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
-const USAGE: &str = "expected redis://[user:password@]host[:port][/db] or rediss://…";
+const USAGE: &str = "expected redis://[user:password@]host[:port][/db], rediss://… \
+                     or redis+unix:///path/to/redis.sock[?db=N]";
 
 impl RedisUrl {
     pub(crate) fn parse(url: &str) -> Result<RedisUrl, String> {
@@ -34,10 +55,55 @@ impl RedisUrl {
             return Err(format!("not a redis URL; {USAGE}"));
         };
         let scheme = scheme.to_ascii_lowercase();
-        if scheme != "redis" && scheme != "rediss" {
+        match scheme.as_str() {
+            "redis" | "rediss" => TcpUrl::parse(scheme, rest).map(RedisUrl::Tcp),
+            "unix" | "redis+unix" => UnixUrl::parse(scheme, rest).map(RedisUrl::Unix),
             // Not even the scheme is quoted: whatever was pasted here may be a secret.
-            return Err(format!("unsupported URL scheme; {USAGE}"));
+            _ => Err(format!("unsupported URL scheme; {USAGE}")),
         }
+    }
+
+    /// `redis://host:port/db`; the host must already be checked by the caller.
+    pub(crate) fn from_parts(host: &str, port: u16, db: u64) -> RedisUrl {
+        RedisUrl::Tcp(TcpUrl::from_parts(host, port, db))
+    }
+
+    /// Replaces the password (plain text; percent-encoded here). An empty one removes it.
+    pub(crate) fn set_password(&mut self, plain: &str) {
+        let encoded = (!plain.is_empty()).then(|| percent_encode(plain));
+        match self {
+            RedisUrl::Tcp(u) => u.password = encoded,
+            RedisUrl::Unix(u) => u.set("pass", encoded),
+        }
+    }
+
+    pub(crate) fn set_db(&mut self, db: u64) {
+        match self {
+            RedisUrl::Tcp(u) => u.db = Some(db),
+            RedisUrl::Unix(u) => u.set("db", Some(db.to_string())),
+        }
+    }
+
+    /// The full URL, password included: only for the Redis client.
+    pub(crate) fn render(&self) -> String {
+        self.write(false)
+    }
+
+    /// The URL for logs: the password (or a bare userinfo, which some clients read as one) is `***`.
+    pub(crate) fn redacted(&self) -> String {
+        self.write(true)
+    }
+
+    fn write(&self, mask: bool) -> String {
+        match self {
+            RedisUrl::Tcp(u) => u.write(mask),
+            RedisUrl::Unix(u) => u.write(mask),
+        }
+    }
+}
+
+impl TcpUrl {
+    fn parse(scheme: String, rest: &str) -> Result<TcpUrl, String> {
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, after) = rest.split_at(authority_end);
         let (path, tail) = match after.strip_prefix('/') {
@@ -71,7 +137,7 @@ impl RedisUrl {
                 ));
             }
         };
-        Ok(RedisUrl {
+        Ok(TcpUrl {
             scheme,
             username,
             password,
@@ -82,14 +148,13 @@ impl RedisUrl {
         })
     }
 
-    /// `redis://host:port/db`; the host must already be checked by the caller.
-    pub(crate) fn from_parts(host: &str, port: u16, db: u64) -> RedisUrl {
+    fn from_parts(host: &str, port: u16, db: u64) -> TcpUrl {
         let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]")
         } else {
             host.to_string()
         };
-        RedisUrl {
+        TcpUrl {
             scheme: "redis".into(),
             username: String::new(),
             password: None,
@@ -98,29 +163,6 @@ impl RedisUrl {
             db: Some(db),
             tail: String::new(),
         }
-    }
-
-    /// Replaces the password (plain text; percent-encoded here). An empty one removes it.
-    pub(crate) fn set_password(&mut self, plain: &str) {
-        self.password = if plain.is_empty() {
-            None
-        } else {
-            Some(percent_encode(plain))
-        };
-    }
-
-    pub(crate) fn set_db(&mut self, db: u64) {
-        self.db = Some(db);
-    }
-
-    /// The full URL, password included: only for the Redis client.
-    pub(crate) fn render(&self) -> String {
-        self.write(false)
-    }
-
-    /// The URL for logs: the password (or a bare userinfo, which some clients read as one) is `***`.
-    pub(crate) fn redacted(&self) -> String {
-        self.write(true)
     }
 
     fn write(&self, mask: bool) -> String {
@@ -146,6 +188,73 @@ impl RedisUrl {
             let _ = write!(out, "/{db}");
         }
         out.push_str(&self.tail);
+        out
+    }
+}
+
+impl UnixUrl {
+    fn parse(scheme: String, rest: &str) -> Result<UnixUrl, String> {
+        if rest.contains('#') {
+            return Err(format!("a Unix socket URL takes no #fragment; {USAGE}"));
+        }
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // A host (`unix://host/path`) or credentials before the path are not read by the client.
+        if !path.starts_with('/') || path.len() < 2 {
+            return Err(format!(
+                "a Unix socket URL needs an absolute path after the scheme, such as \
+                 redis+unix:///run/redis/redis.sock; {USAGE}"
+            ));
+        }
+        if path.chars().any(char::is_whitespace) {
+            return Err(format!("bad socket path; {USAGE}"));
+        }
+        let query: Vec<(String, Option<String>)> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value)) => (name.to_string(), Some(value.to_string())),
+                None => (pair.to_string(), None),
+            })
+            .collect();
+        let is_db_number =
+            |v: &str| v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<u64>().is_ok();
+        if query
+            .iter()
+            .any(|(name, value)| name == "db" && !value.as_deref().is_some_and(is_db_number))
+        {
+            return Err(format!("db= must be a database number such as 0; {USAGE}"));
+        }
+        Ok(UnixUrl {
+            scheme,
+            path: path.to_string(),
+            query,
+        })
+    }
+
+    /// Replaces the value of `name` where it first stands (dropping repeats, which the client
+    /// would read instead), or appends it; `None` removes it.
+    fn set(&mut self, name: &str, value: Option<String>) {
+        let at = self.query.iter().position(|(n, _)| n == name);
+        self.query.retain(|(n, _)| n != name);
+        if let Some(value) = value {
+            let at = at.unwrap_or(self.query.len());
+            self.query.insert(at, (name.to_string(), Some(value)));
+        }
+    }
+
+    fn write(&self, mask: bool) -> String {
+        let mut out = format!("{}://{}", self.scheme, self.path);
+        for (i, (name, value)) in self.query.iter().enumerate() {
+            out.push(if i == 0 { '?' } else { '&' });
+            out.push_str(name);
+            match value {
+                Some(_) if mask && name == "pass" => out.push_str("=***"),
+                Some(value) => {
+                    let _ = write!(out, "={value}");
+                }
+                None => {}
+            }
+        }
         out
     }
 }
@@ -221,9 +330,48 @@ mod tests {
             "rediss://cache.example.com#insecure",
             "redis://[::1]:6379/1?protocol=resp3",
             "redis://:pw@h/3",
+            "redis+unix:///run/redis/redis.sock",
+            "unix:///tmp/r.sock?db=3&pass=x%26y",
+            "redis+unix:///r.sock?protocol=resp3&db=1",
         ] {
             assert_eq!(RedisUrl::parse(url).unwrap().render(), url);
         }
+    }
+
+    /// What the redis crate reads from a Unix socket URL after our edits: the socket, the
+    /// database and the password (query values are form-decoded, so `+` must be encoded).
+    #[test]
+    fn unix_socket_urls_reach_the_client_with_their_database_and_password() {
+        use redis::{ConnectionAddr, IntoConnectionInfo};
+        let mut u = RedisUrl::parse("redis+unix:///run/redis.sock?db=1&pass=old&db=5").unwrap();
+        u.set_password("p@ss+w&rd");
+        u.set_db(4);
+        assert_eq!(
+            u.render(),
+            "redis+unix:///run/redis.sock?db=4&pass=p%40ss%2Bw%26rd"
+        );
+        assert_eq!(u.redacted(), "redis+unix:///run/redis.sock?db=4&pass=***");
+        let info = u.render().into_connection_info().unwrap();
+        assert_eq!(info.addr(), &ConnectionAddr::Unix("/run/redis.sock".into()));
+        assert_eq!(info.redis_settings().db(), 4);
+        assert_eq!(info.redis_settings().password(), Some("p@ss+w&rd"));
+
+        let mut u = RedisUrl::parse("unix:///r.sock").unwrap();
+        u.set_db(2);
+        assert_eq!(u.render(), "unix:///r.sock?db=2");
+        u.set_password("");
+        assert_eq!(
+            u.render(),
+            "unix:///r.sock?db=2",
+            "no password, nothing added"
+        );
+        let mut u = RedisUrl::parse("unix:///r.sock?pass=x&user=app").unwrap();
+        u.set_password("");
+        assert_eq!(
+            u.render(),
+            "unix:///r.sock?user=app",
+            "an empty password removes it"
+        );
     }
 
     #[test]
@@ -236,6 +384,9 @@ mod tests {
         assert_eq!(u.redacted(), "redis://***@h");
         let u = RedisUrl::parse("redis://h:1").unwrap();
         assert_eq!(u.redacted(), "redis://h:1");
+        let u = RedisUrl::parse("redis+unix:///r.sock?user=app&pass=Hunter2&db=2").unwrap();
+        assert_eq!(u.redacted(), "redis+unix:///r.sock?user=app&pass=***&db=2");
+        assert!(!format!("{u:?}").contains("Hunter2"));
     }
 
     #[test]
@@ -263,6 +414,14 @@ mod tests {
             "redis://:Hunter2@0.0.0.0",
             "redis://:Hunter2@[::1",
             "redis://:Hunter2@h h",
+            "unix://Hunter2/r.sock",
+            "redis+unix://:Hunter2@/r.sock",
+            "redis+unix:///r.sock?pass=Hunter2&db=x",
+            "redis+unix:///r.sock?pass=Hunter2&db",
+            "redis+unix:///r.sock?pass=Hunter2#frag",
+            "redis+unix:///r sock?pass=Hunter2",
+            "unix:///?pass=Hunter2",
+            "unix:Hunter2",
         ] {
             let err = RedisUrl::parse(url).unwrap_err();
             assert!(!err.contains("Hunter2"), "{url}: {err}");

@@ -173,7 +173,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use redis::aio::ConnectionManager;
+
     use super::*;
+    use crate::bench::redis_server::RedisServer;
+    use crate::config::GatewayConfig;
 
     #[test]
     fn cursors_round_trip_with_colons_in_the_member() {
@@ -187,9 +191,94 @@ mod tests {
         assert_eq!(IndexCursor::parse("12"), None);
     }
 
-    #[test]
-    fn the_scripts_trim_as_often_as_the_pipeline() {
-        assert!(INDEX_ADD_FN.contains(&format!("t % {TRIM_EVERY} == 0")));
+    async fn store_on(redis: &RedisServer) -> Store {
+        let json = serde_json::json!({
+            "user": "900001", "password": "888888", "sms_accessno": "1064899104221",
+            "cmpp_host": "127.0.0.1", "cmpp_port": 7890, "redis_url": redis.url(),
+        });
+        let config = GatewayConfig::from_str_with_env("t.json", &json.to_string(), &|_| None)
+            .expect("valid test config");
+        Store::connect(&config.redis, config.store.clone())
+            .await
+            .expect("store connects")
+    }
+
+    async fn members(conn: &mut ConnectionManager, key: &str) -> Vec<(String, u64)> {
+        let flat: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(conn)
+            .await
+            .unwrap();
+        flat.into_iter().map(|(m, s)| (m, s as u64)).collect()
+    }
+
+    /// The scripts' `index_add` (called as they call it, with the entry id) and the pipeline's
+    /// `index_message`, run on a real redis-server for 2 × TRIM_EVERY consecutive milliseconds:
+    /// each key starts with a member just past the TTL and one exactly at it; both paths add the
+    /// member, renew the TTL, and drop the expired one on the same writes only (one in
+    /// TRIM_EVERY, chosen by the millisecond).
+    #[tokio::test]
+    async fn the_scripts_index_and_trim_like_the_pipeline() {
+        let redis = RedisServer::start();
+        let store = store_on(&redis).await;
+        let mut conn = store.conn();
+        let script = Script::new(&format!(
+            "{INDEX_ADD_FN}\nindex_add(KEYS[1], entry_ms(ARGV[1]), ARGV[2], ARGV[3])"
+        ));
+        let ttl = store.ttl_ms();
+        let first = 1_700_000_000_000 - 1_700_000_000_000 % TRIM_EVERY + 5;
+        let mut trims = 0;
+        for ms in first..first + 2 * TRIM_EVERY {
+            let entry = format!("{ms}-0");
+            let (to_pipeline, to_script) = (format!("1380{ms}"), format!("1390{ms}"));
+            let by_pipeline = store.keys.message_index_by_to(&to_pipeline);
+            let by_script = store.keys.message_index_by_to(&to_script);
+            for key in [&by_pipeline, &by_script] {
+                let () = redis::cmd("ZADD")
+                    .arg(key)
+                    .arg(ms - ttl - 1)
+                    .arg("expired")
+                    .arg(ms - ttl)
+                    .arg("kept")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            let mut pipe = redis::pipe();
+            store.index_message(&mut pipe, "new", &to_pipeline, &entry, ms);
+            let () = pipe.query_async(&mut conn).await.unwrap();
+            let () = script
+                .key(&by_script)
+                .arg(&entry)
+                .arg("new")
+                .arg(ttl)
+                .invoke_async(&mut conn)
+                .await
+                .unwrap();
+
+            let pipeline_members = members(&mut conn, &by_pipeline).await;
+            let script_members = members(&mut conn, &by_script).await;
+            assert_eq!(script_members, pipeline_members, "at {ms}");
+            let trimmed = !pipeline_members.iter().any(|(m, _)| m == "expired");
+            trims += usize::from(trimmed);
+            let mut expected = vec![("kept".to_string(), ms - ttl), ("new".to_string(), ms)];
+            if !trimmed {
+                expected.insert(0, ("expired".to_string(), ms - ttl - 1));
+            }
+            assert_eq!(pipeline_members, expected, "at {ms}");
+            for key in [&by_pipeline, &by_script] {
+                let pttl: i64 = redis::cmd("PTTL")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert!(pttl > 0 && pttl as u64 <= ttl, "{key} expires: {pttl}");
+            }
+        }
+        assert_eq!(trims, 2, "one write in {TRIM_EVERY} trims");
     }
 
     #[test]

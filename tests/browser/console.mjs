@@ -1,5 +1,5 @@
 // Drives the web console in headless Chromium against a running gateway and simulator
-// (started by tests/console_browser.rs): log in with the API key, check the send form counts
+// (started by tests/soak/console_browser.rs): log in with the API key, check the send form counts
 // segments like the server, send a message whose text holds markup, wait until the list shows
 // it delivered, search it by number, open it, and look at MO, reports and dead letters, on a
 // laptop and on a phone. Screenshots go to the given directory.

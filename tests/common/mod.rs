@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod http_client;
+pub mod link;
 pub mod redis;
 pub mod streams;
 pub mod wait;

@@ -57,49 +57,60 @@ async fn reports_and_mo_arriving_during_a_10_second_outage_are_stored_exactly_on
     tokio::time::sleep(Duration::from_secs(10)).await;
     redis.resume();
 
+    // Every report and MO arrives, then nothing more can: the simulator has each DELIVER it
+    // queued acknowledged (it never sends those again; the gateway answers only after storing),
+    // and the gateway is stopped (its receiver waits, up to 10 s, for DELIVERs it is storing).
+    // Counted only then, so a copy stored late counts too.
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        let reports = entries(&redis, "cmpp:reports").await;
-        let mo = entries(&redis, "cmpp:mo").await;
-        let finals = reports
+        let finals = entries(&redis, "cmpp:reports")
+            .await
             .iter()
             .filter(|e| field(e, "status").is_some())
             .count();
-        if finals >= MESSAGES && mo.len() >= MO {
-            // Exactly once: one report per message, one entry per MO, nothing unmatched.
-            let reported: Vec<&str> = reports.iter().filter_map(|e| field(e, "id")).collect();
-            let distinct: HashSet<&str> = reported.iter().copied().collect();
-            assert_eq!(
-                reports.len(),
-                MESSAGES,
-                "{} report entries for {MESSAGES} messages",
-                reports.len()
-            );
-            assert_eq!(distinct.len(), MESSAGES, "every message reported once");
-            assert!(
-                distinct.iter().all(|id| ids.contains(*id)),
-                "reports correlate to our ids"
-            );
-            assert!(
-                reports.iter().all(|e| field(e, "unmatched").is_none()),
-                "no report unmatched"
-            );
-            assert_eq!(mo.len(), MO, "{} MO entries for {MO} MO", mo.len());
-            let senders: HashSet<&str> = mo.iter().filter_map(|e| field(e, "from")).collect();
-            assert_eq!(senders.len(), MO, "every MO once");
+        let mo = entries(&redis, "cmpp:mo").await.len();
+        let c = sim.counters();
+        if finals >= MESSAGES
+            && mo >= MO
+            && c.reports_acked == c.reports_queued
+            && c.mo_acked == c.mo_queued
+        {
             break;
         }
         assert!(
             Instant::now() < until,
-            "after the outage: {finals} of {MESSAGES} final reports, {} of {MO} MO",
-            mo.len()
+            "after the outage: {finals} of {MESSAGES} final reports, {mo} of {MO} MO; {c:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    gw.stop().await;
+
+    // Exactly once: one report per message, one entry per MO, nothing unmatched.
+    let reports = entries(&redis, "cmpp:reports").await;
+    let mo = entries(&redis, "cmpp:mo").await;
+    let reported: Vec<&str> = reports.iter().filter_map(|e| field(e, "id")).collect();
+    let distinct: HashSet<&str> = reported.iter().copied().collect();
+    assert_eq!(
+        reports.len(),
+        MESSAGES,
+        "{} report entries for {MESSAGES} messages",
+        reports.len()
+    );
+    assert_eq!(distinct.len(), MESSAGES, "every message reported once");
+    assert!(
+        distinct.iter().all(|id| ids.contains(*id)),
+        "reports correlate to our ids"
+    );
+    assert!(
+        reports.iter().all(|e| field(e, "unmatched").is_none()),
+        "no report unmatched"
+    );
+    assert_eq!(mo.len(), MO, "{} MO entries for {MO} MO", mo.len());
+    let senders: HashSet<&str> = mo.iter().filter_map(|e| field(e, "from")).collect();
+    assert_eq!(senders.len(), MO, "every MO once");
     let c = sim.counters();
     assert!(
         c.delivers_resent > 0,
         "the outage made the simulator redeliver: {c:?}"
     );
-    gw.stop().await;
 }
