@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::gateway;
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams::{
-    self, create_group, field, pending_ids, wait_dead_letters, wait_nothing_pending,
+    self, create_group, field, pending_ids, read_as, state, wait_dead_letters, wait_nothing_pending,
 };
 use crate::common::wait::until;
 use cmpp_gateway::simulator::{Behaviour, SimulatorHandle};
@@ -269,5 +269,64 @@ async fn a_reclaimed_entry_that_is_not_utf8_is_dead_lettered_and_the_rest_sent()
     let dead = wait_dead_letters(&mut conn, 1).await;
     assert_eq!(field(&dead[0], "stream_id"), Some(bad.as_str()));
     wait_nothing_pending(&mut conn).await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_every_worker_stopped_on_is_dead_lettered_after_max_claims() {
+    let redis = RedisServer::start();
+    let mut conn = connect(&redis).await;
+    valid(&mut conn, "fine").await;
+    let id = xadd(
+        &mut conn,
+        &[
+            (b"id", b"crashes"),
+            (b"to", b"13800138000"),
+            (b"text", b"boom"),
+        ],
+    )
+    .await;
+    create_group(&mut conn, "0").await;
+    // Workers took it and stopped before finishing it, again and again: read once, then claimed
+    // by four more (each XCLAIM counts a delivery, as a reclaim after a crash does).
+    read_as(&mut conn, "worker-0", 2).await;
+    for n in 1..5 {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg("cmpp:mt")
+            .arg("gateway")
+            .arg(format!("worker-{n}"))
+            .arg(0)
+            .arg(&id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    let sim = gateway::simulator(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false, "reclaim_idle": "1s", "max_claims": 4}),
+    ))
+    .await;
+    let dead = wait_dead_letters(&mut conn, 1).await;
+    assert_eq!(field(&dead[0], "stream_id"), Some(id.as_str()));
+    let reason = field(&dead[0], "reason").unwrap_or_default();
+    assert!(reason.contains("claimed 6 times"), "{reason}");
+    wait_nothing_pending(&mut conn).await;
+    // The other one was sent; this one never was.
+    let sent: Vec<_> = sim
+        .recorded_submits()
+        .into_iter()
+        .map(|s| String::from_utf8_lossy(&s.msg_content).into_owned())
+        .collect();
+    assert!(!sent.iter().any(|t| t == "boom"), "{sent:?}");
+    assert_eq!(
+        state(&mut conn, "crashes")
+            .await
+            .get("status")
+            .map(String::as_str),
+        Some("dead")
+    );
     gw.stop().await;
 }

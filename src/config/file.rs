@@ -113,6 +113,7 @@ raw_config! {
     worker_block: Duration,
     reclaim_idle: Duration,
     consumer_delete_idle: Duration,
+    max_claims: u64,
     consumer_name: String,
     consumer_group: String,
     // Logging.
@@ -192,7 +193,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 65);
+        assert_eq!(KEYS.len(), 66);
     }
 
     #[test]

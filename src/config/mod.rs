@@ -174,6 +174,9 @@ pub struct WorkerConfig {
     /// Other consumers idle this long with nothing pending are deleted from the group (one is
     /// left behind by every process that stopped).
     pub consumer_delete_idle: Duration,
+    /// An entry the group handed to workers more than this many times without an outcome (each
+    /// holder stopped before finishing it) is dead-lettered instead of sent again.
+    pub max_claims: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -793,6 +796,7 @@ impl Check<'_> {
                 Duration::from_secs(3600),
                 true,
             )?,
+            max_claims: self.int("max_claims", raw.max_claims, 5, 2, 1_000)?,
         };
 
         let log = LogConfig {

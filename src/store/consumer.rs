@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus::IntCounter;
 use redis::aio::ConnectionManager;
+use redis::streams::StreamPendingCountReply;
 use tokio::sync::Mutex;
 
 use super::outbound_entry::{OutboundEntry, parse_autoclaim_reply, parse_read_reply};
@@ -118,10 +119,41 @@ impl Consumer {
             .arg(count.max(1))
             .query_async(&mut self.store.conn())
             .await?;
-        let (next, entries) = parse_autoclaim_reply(&reply)?;
+        let (next, mut entries) = parse_autoclaim_reply(&reply)?;
         *cursor = next;
         let more = cursor.as_str() != "0-0";
+        self.count_deliveries(&mut entries).await?;
         Ok((entries, more))
+    }
+
+    /// Sets each claimed entry's delivery count from the group's pending list (XAUTOCLAIM does
+    /// not return it). The entries are ours now; one XPENDING over their id range.
+    async fn count_deliveries(&self, entries: &mut [OutboundEntry]) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(());
+        };
+        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(self.store.keys.outbound())
+            .arg(&self.config.group)
+            .arg(&first.stream_id)
+            .arg(&last.stream_id)
+            // Entries this consumer is sending may lie in the range too: at most four windows
+            // of the largest window (1 024) or one batch.
+            .arg(entries.len() + 4 * 1024 + self.config.batch)
+            .arg(&self.config.consumer)
+            .query_async(&mut self.store.conn())
+            .await?;
+        let counts: std::collections::HashMap<&str, usize> = pending
+            .ids
+            .iter()
+            .map(|p| (p.id.as_str(), p.times_delivered))
+            .collect();
+        for entry in entries {
+            if let Some(&n) = counts.get(entry.stream_id.as_str()) {
+                entry.deliveries = n as u64;
+            }
+        }
+        Ok(())
     }
 
     /// Every segment has its Msg_Id: each Msg_Id maps back to the message, and the state holds

@@ -14,6 +14,9 @@ pub struct OutboundEntry {
     pub fields: Vec<(String, String)>,
     /// Which field is not UTF-8 (the first one), for the dead-letter reason; `None` when all are.
     pub not_utf8: Option<String>,
+    /// How many times the group handed it to a consumer, this time included (1 for a fresh
+    /// read; a reclaimed entry was held before by a worker that did not finish it).
+    pub deliveries: u64,
 }
 
 /// How much of a name that is not UTF-8 the reason shows, in bytes (as hex).
@@ -26,6 +29,7 @@ impl OutboundEntry {
             stream_id: stream_id.to_owned(),
             fields,
             not_utf8: None,
+            deliveries: 1,
         }
     }
 
@@ -53,6 +57,7 @@ impl OutboundEntry {
             stream_id,
             fields,
             not_utf8,
+            deliveries: 1,
         }
     }
 

@@ -6,6 +6,7 @@ mod acker;
 mod consumer_cleanup;
 mod in_flight;
 mod periodic;
+mod persist;
 mod send;
 mod trimmer;
 
@@ -27,11 +28,7 @@ use crate::store::{Beginning, Begun, Consumer, MessageStatus, OutboundEntry, Sto
 use acker::Acker;
 use in_flight::InFlight;
 
-/// How long to wait before trying Redis again after an error.
-const REDIS_RETRY: Duration = Duration::from_millis(500);
-/// Tries of a dead letter that Redis refuses (not: cannot be reached) before the entry is left
-/// pending for a later reclaim, so one entry never holds up the worker.
-const DEAD_LETTER_ATTEMPTS: u32 = 3;
+use persist::{REDIS_RETRY, persist};
 
 pub struct Worker {
     link: Link,
@@ -234,6 +231,19 @@ impl Worker {
                 acker.ack(entry.stream_id);
                 continue;
             }
+            let max_claims = self.consumer.config().max_claims;
+            if entry.deliveries > max_claims {
+                // Every worker that took it stopped before an outcome: a crash loop is bounded
+                // here, across restarts, rather than sending it once more per restart.
+                let reason = format!(
+                    "claimed {} times (max_claims {max_claims}) without an outcome: each worker holding it stopped; not sent again",
+                    entry.deliveries
+                );
+                self.in_flight.remove(&entry.stream_id);
+                self.end_dead(&entry, Some(&message.id), &reason, acker)
+                    .await;
+                continue;
+            }
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
                 return;
             };
@@ -293,10 +303,7 @@ impl Worker {
     }
 
     /// Writes the dead letter; `false` when it is not written, and the entry must then stay
-    /// pending (an entry with neither a state nor a dead letter is never acknowledged): at
-    /// shutdown, or after [`DEAD_LETTER_ATTEMPTS`] that Redis refused, a failure that retrying
-    /// now will not mend (the entry is reclaimed after `reclaim_idle` and tried again then).
-    /// While Redis is unreachable it waits, as every other step does.
+    /// pending (an entry with neither a state nor a dead letter is never acknowledged).
     async fn settle_dead(
         &self,
         entry: &OutboundEntry,
@@ -304,24 +311,10 @@ impl Worker {
         status: MessageStatus,
         reason: &str,
     ) -> bool {
-        let mut refused = 0;
-        loop {
-            let e = match self.consumer.record_dead(entry, id, status, reason).await {
-                Ok(()) => return true,
-                Err(e) => e,
-            };
-            if !e.is_unavailable() {
-                refused += 1;
-                if refused >= DEAD_LETTER_ATTEMPTS {
-                    tracing::error!(stream_id = %entry.stream_id, error = %e, "cannot write a dead letter; the entry stays pending and is tried again when reclaimed");
-                    return false;
-                }
-            }
-            if self.shutdown.is_cancelled() {
-                return false;
-            }
-            self.redis_trouble("writing a dead letter", &e).await;
-        }
+        persist(&self.shutdown, "writing a dead letter", || {
+            self.consumer.record_dead(entry, id, status, reason)
+        })
+        .await
     }
 }
 

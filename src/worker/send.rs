@@ -7,8 +7,8 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use super::REDIS_RETRY;
 use super::acker::Acker;
+use super::persist::persist;
 use crate::message::OutboundMessage;
 use crate::metrics::Metrics;
 use crate::protocol::Submit;
@@ -91,24 +91,12 @@ impl Job {
         }
     }
 
-    /// Runs a Redis write until it succeeds; `false` if shutdown came first (the entry then
-    /// stays pending and is sent again after a restart: at least once, never lost).
+    /// Runs a Redis write (see [`persist`]); `false` leaves the entry pending for a reclaim.
     async fn with_redis<F, Fut>(&self, write: F) -> bool
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
     {
-        loop {
-            match write().await {
-                Ok(()) => return true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "redis write failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(REDIS_RETRY) => {}
-                        () = self.shutdown.cancelled() => return false,
-                    }
-                }
-            }
-        }
+        persist(&self.shutdown, "recording a sent message", write).await
     }
 }
