@@ -127,6 +127,9 @@ fn the_old_go_file_loads_unchanged() {
     assert_eq!(c.worker.block, Duration::from_secs(1));
     assert_eq!(c.worker.reclaim_idle, Duration::from_secs(60));
     assert_eq!(c.worker.consumer_delete_idle, Duration::from_secs(3600));
+    assert_eq!(c.worker.max_claims, 5);
+    assert_eq!(c.link.quarantine_after_drops, 2);
+    assert_eq!(c.link.reconnect_reset_after, Duration::from_secs(60));
 
     assert!(c.log.debug);
     assert!(!c.log.json);
@@ -514,6 +517,9 @@ fn validation_errors_name_the_source_and_the_key() {
         ("auth_check", json!("maybe"), "expected strict, warn or off"),
         ("cmpp_version", json!("4.0"), "expected 2.0 or 3.0"),
         ("max_sends", json!(11), "between 1 and 10"),
+        ("quarantine_after_drops", json!(0), "between 1 and 100"),
+        ("max_claims", json!(1), "between 2 and 1000"),
+        ("reconnect_reset_after", json!("0s"), "greater than zero"),
         ("max_segments", json!(0), "between 1 and 255"),
         ("max_recipients", json!(101), "between 1 and 100"),
         ("fee_user_type", json!(4), "between 0 and 3"),
@@ -737,4 +743,17 @@ fn an_ingress_only_instance_is_ready_without_a_link() {
         err.contains("readyz_requires_link") && err.contains("ingress_only"),
         "{err}"
     );
+}
+
+#[test]
+fn the_bounds_on_resending_are_configurable() {
+    let json = old_with(serde_json::json!({
+        "max_claims": 9,
+        "quarantine_after_drops": 4,
+        "reconnect_reset_after": "5m",
+    }));
+    let c = parse(&json).unwrap();
+    assert_eq!(c.worker.max_claims, 9);
+    assert_eq!(c.link.quarantine_after_drops, 4);
+    assert_eq!(c.link.reconnect_reset_after, Duration::from_secs(300));
 }
