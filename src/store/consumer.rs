@@ -166,10 +166,14 @@ impl Consumer {
     /// cannot tell such messages apart, so every report under that Msg_Id stays with the first;
     /// the later message keeps the Msg_Id in its state, names the holder in
     /// `s{n}_msg_id_taken_by`, and stays `submitted`. Each repeat is counted.
+    ///
+    /// The entry's content (`text`, or `hex` and `coding`) is written here too: `begin` could
+    /// not write it to a state it had not yet found to be this entry's own.
     pub async fn record_submitted(
         &self,
         id: &str,
         to: &str,
+        entry: &OutboundEntry,
         segments: &[SegmentRecord],
     ) -> Result<(), StoreError> {
         let ttl = self.store.ttl_ms();
@@ -204,6 +208,11 @@ impl Consumer {
         }
         fields.push(("submitted_at".into(), now.to_string()));
         fields.push(("updated_at".into(), now.to_string()));
+        fields.extend(
+            entry
+                .content_fields()
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
         // The state's TTL was set by `begin` a moment ago (HSET keeps it).
         pipe.cmd("HSET").arg(&state).arg(&fields[..]).ignore();
         let before: Vec<Option<Vec<u8>>> = self.store.query_pipeline(&pipe).await?;

@@ -111,7 +111,6 @@ pub async fn load_all(conn: &mut redis::aio::ConnectionManager) -> redis::RedisR
     for script in [
         &*TRANSITION,
         &*super::dead_letter::DEAD_LETTER,
-        &*super::begin::BEGIN_FRESH,
         &*ENQUEUE,
         &*super::reports::REPORT,
     ] {

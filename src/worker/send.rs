@@ -60,7 +60,7 @@ impl Job {
             None => {
                 self.with_redis(|| {
                     self.consumer
-                        .record_submitted(&message.id, &message.to, &accepted)
+                        .record_submitted(&message.id, &message.to, &entry, &accepted)
                 })
                 .await
             }
@@ -71,8 +71,12 @@ impl Job {
                 let kept = accepted.is_empty()
                     || self
                         .with_redis(|| {
-                            self.consumer
-                                .record_submitted(&message.id, &message.to, &accepted)
+                            self.consumer.record_submitted(
+                                &message.id,
+                                &message.to,
+                                &entry,
+                                &accepted,
+                            )
                         })
                         .await;
                 kept && self
