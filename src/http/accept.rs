@@ -22,6 +22,10 @@ pub struct Batch {
     /// The idempotency key: the caller's id, else the first message's generated id, so that a
     /// 503 can name an id whose retry is idempotent too.
     pub idempotency: String,
+    /// Whether the key needs an answer stored of its own. A one-recipient request without `id`
+    /// does not: a retry with the id it was given finds that message's state, which the enqueue
+    /// script treats as a replay, and an answer per request would cost Redis a write each.
+    pub store_answer: bool,
 }
 
 /// What the client gets: the JSON answer, and whether it is the stored answer of an earlier
@@ -82,11 +86,13 @@ pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Bat
         });
         messages.push(msg);
     }
+    let store_answer = req.id.is_some() || messages.len() > 1;
     let idempotency = req.id.unwrap_or_else(|| messages[0].id.clone());
     Ok(Batch {
         messages,
         answer: Accepted { messages: accepted },
         idempotency,
+        store_answer,
     })
 }
 
@@ -109,7 +115,11 @@ pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpEr
     let enqueued = state
         .store_call(
             "enqueue",
-            store.enqueue(&batch.messages, Some(&batch.idempotency), &answer),
+            store.enqueue(
+                &batch.messages,
+                batch.store_answer.then_some(batch.idempotency.as_str()),
+                &answer,
+            ),
         )
         .await
         .map_err(not_confirmed(true))?;
