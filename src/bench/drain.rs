@@ -67,7 +67,7 @@ async fn fill(conn: &mut redis::aio::MultiplexedConnection, count: u64) -> Resul
 }
 
 /// Waits until the group has read every entry and acknowledged it.
-async fn wait_drained(
+pub(super) async fn wait_drained(
     conn: &mut redis::aio::MultiplexedConnection,
     count: u64,
 ) -> Result<(), String> {

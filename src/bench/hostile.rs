@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::drain::wait_drained;
 use super::rig::{Rig, RunningGateway};
 use crate::secret::Secret;
 use crate::session::{Link, LinkConfig, LinkEvent, LinkObserver};
@@ -197,33 +198,6 @@ async fn wait_for(what: &str, check: impl Fn() -> bool) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
-}
-
-/// Waits until the group has read `count` entries and acknowledged every one.
-async fn wait_drained(
-    conn: &mut redis::aio::MultiplexedConnection,
-    count: u64,
-) -> Result<(), String> {
-    let until = Instant::now() + Duration::from_secs(600);
-    loop {
-        let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg("cmpp:mt")
-            .query_async(conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        if groups
-            .groups
-            .first()
-            .is_some_and(|g| g.entries_read.unwrap_or(0) as u64 >= count && g.pending == 0)
-        {
-            return Ok(());
-        }
-        if Instant::now() > until {
-            return Err("the stream was not drained within 10 minutes".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Records the waits the link schedules.
