@@ -429,3 +429,54 @@ async fn an_ingress_only_instance_queues_and_a_full_one_sends() {
         "{c:?}"
     );
 }
+
+/// Redis turns read-only (a replica during a failover answers READONLY) while a message is on
+/// the wire: the SUBMIT is accepted, and its Msg_Id must be recorded once Redis takes writes
+/// again — not given up on, which would leave the entry to be reclaimed and sent a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_cannot_take_writes_for_a_while_never_makes_a_message_go_out_twice() {
+    let gateway::Stack { redis, sim, gw } = gateway::stack(
+        Behaviour {
+            response_delay: Duration::from_millis(500),
+            ..Behaviour::default()
+        },
+        json!({"registered_delivery": false, "reclaim_idle": "1s"}),
+    )
+    .await;
+    let mut conn = redis_connect(&redis).await;
+    let answer = send(gw.http, json!({"to": "13800138000", "text": "once"})).await;
+    let id = answer["messages"][0]["id"].as_str().unwrap().to_owned();
+    let until = Instant::now() + Duration::from_secs(10);
+    while sim.counters().submits_received == 0 {
+        assert!(
+            Instant::now() < until,
+            "the SUBMIT never reached the simulator"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A replica of a master that does not exist: every write is refused with READONLY until it
+    // is a primary again; its data stays.
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg("1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Longer than three refusals half a second apart, and than reclaim_idle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    wait_for_status(gw.http, &id, "submitted").await;
+    // Acknowledged, so nothing can send it again; it was sent once.
+    let until = Instant::now() + Duration::from_secs(10);
+    while crate::common::streams::pending(&mut conn).await != 0 {
+        assert!(Instant::now() < until, "still pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim.counters().submits_received, 1);
+    gw.stop().await;
+}

@@ -1,8 +1,9 @@
 //! Held reports (see `store::held_reports`) are written once their Msg_Id is mapped. Right
-//! after the DELIVER is answered, a watcher in this process looks for the Msg_Id — after 1 ms,
-//! then twice as long each time up to every 100 ms, since the usual cause is the SUBMIT_RESP
-//! bookkeeping a millisecond or two behind — until `report_match_wait` is over, and then writes
-//! the report unmatched. The sweeper, which every instance with a link runs, does the same for reports
+//! after the DELIVER is answered, a watcher in this process looks for the Msg_Id (one GET) —
+//! after 1 ms, then twice as long each time up to every second, since the usual cause is the
+//! SUBMIT_RESP bookkeeping a millisecond or two behind, and a flood of Msg_Ids nobody knows must
+//! cost few lookups each (about twenty over the default 10 s) — until `report_match_wait` is
+//! over, and then writes the report unmatched. The sweeper, which every instance with a link runs, does the same for reports
 //! whose watcher is gone: a crash, a shutdown, or more held reports than watchers.
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::store::{HeldReport, ReportOutcome, Store, now_ms};
 
 const FIRST_LOOK: Duration = Duration::from_millis(1);
-const MAX_LOOK_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_LOOK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Held reports this process watches at once; the rest are left to the sweeper, so a flood of
 /// unknown Msg_Ids costs bounded memory and Redis polling.
@@ -45,17 +46,11 @@ pub(crate) async fn watch(
             () = shutdown.cancelled() => true,
         };
         pause = (pause * 2).min(MAX_LOOK_INTERVAL);
-        match store.msg_id_mapped(held.msg_id).await {
-            Ok(true) => match store.resolve_held_report(&held, false).await {
-                Ok(ReportOutcome::Held) => {}
-                Ok(outcome) => return count(&metrics, &held.stat, outcome),
-                Err(e) => {
-                    tracing::debug!(msg_id = held.msg_id, error = %e, "held report not written yet")
-                }
-            },
-            Ok(false) => {}
+        match store.resolve_held_report(&held, false).await {
+            Ok(ReportOutcome::Held) => {}
+            Ok(outcome) => return count(&metrics, &held.stat, outcome),
             Err(e) => {
-                tracing::debug!(msg_id = held.msg_id, error = %e, "cannot look up a held report's Msg_Id")
+                tracing::debug!(msg_id = held.msg_id, error = %e, "held report not written yet")
             }
         }
         if stopping {

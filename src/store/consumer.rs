@@ -127,30 +127,24 @@ impl Consumer {
     }
 
     /// Sets each claimed entry's delivery count from the group's pending list (XAUTOCLAIM does
-    /// not return it). The entries are ours now; one XPENDING over their id range.
+    /// not return it): one XPENDING per entry, exact whatever else is pending, in one pipeline.
     async fn count_deliveries(&self, entries: &mut [OutboundEntry]) -> Result<(), StoreError> {
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        if entries.is_empty() {
             return Ok(());
-        };
-        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(self.store.keys.outbound())
-            .arg(&self.config.group)
-            .arg(&first.stream_id)
-            .arg(&last.stream_id)
-            // Entries this consumer is sending may lie in the range too: at most four windows
-            // of the largest window (1 024) or one batch.
-            .arg(entries.len() + 4 * 1024 + self.config.batch)
-            .arg(&self.config.consumer)
-            .query_async(&mut self.store.conn())
-            .await?;
-        let counts: std::collections::HashMap<&str, usize> = pending
-            .ids
-            .iter()
-            .map(|p| (p.id.as_str(), p.times_delivered))
-            .collect();
-        for entry in entries {
-            if let Some(&n) = counts.get(entry.stream_id.as_str()) {
-                entry.deliveries = n as u64;
+        }
+        let mut pipe = redis::pipe();
+        for entry in entries.iter() {
+            pipe.cmd("XPENDING")
+                .arg(self.store.keys.outbound())
+                .arg(&self.config.group)
+                .arg(&entry.stream_id)
+                .arg(&entry.stream_id)
+                .arg(1);
+        }
+        let replies: Vec<StreamPendingCountReply> = self.store.query_pipeline(&pipe).await?;
+        for (entry, reply) in entries.iter_mut().zip(replies) {
+            if let Some(p) = reply.ids.first() {
+                entry.deliveries = p.times_delivered as u64;
             }
         }
         Ok(())

@@ -134,6 +134,9 @@ impl Consumer {
     ) -> Result<(), StoreError> {
         let copy = Copy::Fields(limits);
         match self.write_dead(entry, id, status, reason, copy).await {
+            // Redis away or busy: the same letter, fields and all, is tried again later (a
+            // timed-out write may even have landed: the letter without fields would be a second).
+            Err(e) if e.is_transient() => Err(e),
             Err(e) => {
                 tracing::warn!(stream_id = %entry.stream_id, error = %e, "cannot write the dead letter with the entry's fields; writing it without them");
                 let why = e.to_string();

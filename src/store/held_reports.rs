@@ -31,7 +31,8 @@ use crate::protocol::{Deliver, StatusReport};
 
 /// KEYS[1] held-report hash, KEYS[2] held-report index, KEYS[3] Msg_Id map key, KEYS[4] reports
 /// stream, KEYS[5] seen-marker of the DELIVER, KEYS[6] the mapped message's state key or "",
-/// KEYS[7] the report index of the number (the message's `to`, else the report's `dest`),
+/// KEYS[7] the report index of the number (the message's `to`, else the report's `dest`; ""
+/// when there is none),
 /// KEYS[8] this minute's counters. ARGV[1] the message id the keys were derived for ("" when
 /// the caller saw no mapping), ARGV[2] `1` to write it unmatched when still not mapped,
 /// ARGV[3] TTL ms, ARGV[4] approximate MAXLEN, ARGV[5] now (ms), ARGV[6] the counters' TTL ms,
@@ -74,7 +75,8 @@ else
   fields[#fields + 1] = '1'
 end
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
-index_add(KEYS[7], entry_ms(entry), entry, ARGV[3])
+-- An unmatched report without a number has no index to go in.
+if KEYS[7] ~= '' then index_add(KEYS[7], entry_ms(entry), entry, ARGV[3]) end
 release()
 -- The state lists the DELIVER now: the marker that stood in for it is no longer needed.
 if in_state then redis.call('DEL', KEYS[5]) end
@@ -118,15 +120,6 @@ impl HeldReport {
 pub type HeldSweep = Vec<(HeldReport, ReportOutcome)>;
 
 impl Store {
-    /// Whether `msg_id` maps to a message: a cheap look before [`Store::resolve_held_report`].
-    pub async fn msg_id_mapped(&self, msg_id: u64) -> Result<bool, StoreError> {
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(self.keys.msg_id(msg_id))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(exists)
-    }
-
     /// Writes a held report if its Msg_Id is mapped now (correlated), or with `give_up` in any
     /// case (`unmatched=1` when it is not). [`ReportOutcome::Held`] means it stays held;
     /// [`ReportOutcome::Duplicate`] that someone else wrote it.
@@ -146,6 +139,8 @@ impl Store {
                     rmp_serde::from_slice::<Submitted>(&bytes)
                         .map_err(|e| StoreError::Unexpected(format!("{map_key}: {e}")))?,
                 ),
+                // Nothing to correlate with yet: stays held, no script run.
+                None if !give_up => return Ok(ReportOutcome::Held),
                 None => None,
             };
             let (id, state, number) = match &holder {
@@ -160,7 +155,11 @@ impl Store {
                 .key(self.keys.reports())
                 .key(self.keys.seen_deliver(held.deliver_msg_id))
                 .key(state)
-                .key(self.keys.reports_index(&number))
+                .key(if number.is_empty() {
+                    String::new()
+                } else {
+                    self.keys.reports_index(&number)
+                })
                 .key(self.keys.minute_counters(now / 60_000))
                 .arg(id)
                 .arg(if give_up { "1" } else { "0" })

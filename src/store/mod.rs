@@ -63,6 +63,31 @@ impl StoreError {
             StoreError::Unexpected(_) => false,
         }
     }
+
+    /// Whether waiting and trying again can mend it: the connection, or a Redis that cannot
+    /// take writes for now — loading its data, a replica during a failover (READONLY,
+    /// MASTERDOWN), a busy script, out of memory until something expires. Anything else (a key
+    /// of the wrong type, a script error) fails the same way however often it is tried.
+    pub fn is_transient(&self) -> bool {
+        const TRANSIENT_CODES: [&str; 9] = [
+            "LOADING",
+            "READONLY",
+            "MASTERDOWN",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+            "BUSY",
+            "OOM",
+            "NOREPLICAS",
+            "NOTREADY",
+        ];
+        match self {
+            StoreError::Redis(e) => {
+                is_connection_problem(e)
+                    || e.code().is_some_and(|code| TRANSIENT_CODES.contains(&code))
+            }
+            StoreError::Unexpected(_) => false,
+        }
+    }
 }
 
 pub(crate) fn is_connection_problem(e: &redis::RedisError) -> bool {

@@ -70,10 +70,15 @@ impl OutboundEntry {
         self.field_pairs().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
-    /// What is sent, as the entry gives it: `text`, or `hex` and `coding`.
+    /// What is sent, as the entry gives it: `text`, or `hex` and `coding` — each name once,
+    /// its last value, as the message is read (an entry may repeat a field thousands of times).
     pub fn content_fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.field_pairs()
-            .filter(|(k, _)| matches!(*k, "text" | "hex" | "coding"))
+        ["text", "hex", "coding"].into_iter().filter_map(|name| {
+            self.field_pairs()
+                .filter(|(k, _)| *k == name)
+                .last()
+                .map(|(_, v)| (name, v))
+        })
     }
 }
 

@@ -190,15 +190,14 @@ impl Worker {
                 segments: s.len(),
             })
             .collect();
-        let begun = loop {
-            match self.consumer.begin(&begin, fresh).await {
-                Ok(begun) => break begun,
-                Err(e) if !self.shutdown.is_cancelled() => {
-                    self.redis_trouble("marking messages submitting", &e).await
-                }
-                // Left pending: another start reclaims them.
-                Err(_) => return,
-            }
+        let Ok(begun) = persist(&self.shutdown, "taking messages on", || {
+            self.consumer.begin(&begin, fresh)
+        })
+        .await
+        else {
+            // Left pending: a reclaim tries again, and `max_claims` ends an entry that keeps
+            // failing this way.
+            return;
         };
         let mut before = Vec::with_capacity(ready.len());
         for ((entry, message, submits), begun) in ready.into_iter().zip(begun) {
@@ -315,6 +314,7 @@ impl Worker {
             self.consumer.record_dead(entry, id, status, reason)
         })
         .await
+        .is_ok()
     }
 }
 

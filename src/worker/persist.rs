@@ -1,8 +1,7 @@
-//! The worker's Redis writes: waited for while Redis cannot be reached (every step of the worker
-//! waits then), but given up after a few refusals, which retrying now will not mend (a key of
-//! the wrong type, a script error). Giving up leaves the entry pending, unacknowledged: it is
-//! reclaimed after `reclaim_idle` and tried again then, a bounded rate of retries that survives
-//! restarts, and never a message acknowledged without its state or its dead letter.
+//! The worker's Redis writes: waited for while Redis cannot be reached or cannot take writes for
+//! now (every step of the worker waits then), but given up after a few refusals, which retrying
+//! now will not mend (a key of the wrong type, a script error). The caller decides what giving
+//! up means; never a message acknowledged without its state or its dead letter.
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,30 +15,43 @@ pub(crate) const REDIS_RETRY: Duration = Duration::from_millis(500);
 /// Refusals (not: Redis unreachable) before a write is given up.
 const REFUSALS: u32 = 3;
 
-/// Runs `write` until it succeeds (`true`), shutdown comes, or Redis refused it [`REFUSALS`]
-/// times (`false` for both).
-pub(crate) async fn persist<F, Fut>(shutdown: &CancellationToken, doing: &str, write: F) -> bool
+/// Why [`persist`] stopped trying.
+#[derive(Debug)]
+pub(crate) enum GaveUp {
+    /// Shutdown came while Redis could not take the write.
+    Shutdown,
+    /// Redis refused it [`REFUSALS`] times with an error that waiting does not mend.
+    Refused(StoreError),
+}
+
+/// Runs `write` until it succeeds, shutdown comes, or Redis refused it [`REFUSALS`] times; while
+/// Redis is unreachable or cannot take writes for now (`StoreError::is_transient`) it waits.
+pub(crate) async fn persist<T, F, Fut>(
+    shutdown: &CancellationToken,
+    doing: &str,
+    write: F,
+) -> Result<T, GaveUp>
 where
     F: Fn() -> Fut,
-    Fut: Future<Output = Result<(), StoreError>>,
+    Fut: Future<Output = Result<T, StoreError>>,
 {
     let mut refused = 0;
     loop {
         let e = match write().await {
-            Ok(()) => return true,
+            Ok(value) => return Ok(value),
             Err(e) => e,
         };
-        if !e.is_unavailable() {
+        if !e.is_transient() {
             refused += 1;
             if refused >= REFUSALS {
-                tracing::error!(error = %e, "redis refused {doing} {refused} times; the entry stays pending and is tried again when reclaimed");
-                return false;
+                tracing::error!(error = %e, "redis refused {doing} {refused} times");
+                return Err(GaveUp::Refused(e));
             }
         }
         tracing::warn!(error = %e, "redis trouble while {doing}; retrying");
         tokio::select! {
             () = tokio::time::sleep(REDIS_RETRY) => {}
-            () = shutdown.cancelled() => return false,
+            () = shutdown.cancelled() => return Err(GaveUp::Shutdown),
         }
     }
 }

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use super::acker::Acker;
-use super::persist::persist;
+use super::persist::{GaveUp, persist};
 use crate::message::OutboundMessage;
 use crate::metrics::Metrics;
 use crate::protocol::Submit;
@@ -49,58 +49,63 @@ impl Job {
                 Err(e) => failure = Some(e),
             }
         }
-        let outcome = match &failure {
-            None => MessageStatus::Submitted,
-            Some(SubmitError::Rejected { .. } | SubmitError::FlowControlExhausted { .. }) => {
-                MessageStatus::Failed
-            }
-            Some(_) => MessageStatus::Dead,
-        };
-        let recorded = match &failure {
-            None => {
-                self.with_redis(|| {
-                    self.consumer
-                        .record_submitted(&message.id, &message.to, &entry, &accepted)
-                })
-                .await
-            }
-            Some(e) => {
-                let reason = e.to_string();
-                tracing::debug!(id = %message.id, %reason, "message failed");
-                // Segments that did get a Msg_Id are kept so their reports still correlate.
-                let kept = accepted.is_empty()
-                    || self
-                        .with_redis(|| {
-                            self.consumer.record_submitted(
-                                &message.id,
-                                &message.to,
-                                &entry,
-                                &accepted,
-                            )
-                        })
-                        .await;
-                kept && self
-                    .with_redis(|| {
-                        self.consumer
-                            .record_dead(&entry, Some(&message.id), outcome, &reason)
-                    })
-                    .await
-            }
-        };
-        if recorded {
-            self.metrics.worker_finished(outcome);
-            self.acker.ack(entry.stream_id);
+        // What the ISMG accepted must be on record before the entry is acknowledged: a reclaim
+        // would send it again. If Redis refuses the record for good, the message ends dead with
+        // a reason, never sent twice.
+        let recorded = if accepted.is_empty() {
+            Ok(())
         } else {
-            self.in_flight.remove(&entry.stream_id);
+            persist(&self.shutdown, "recording Msg_Ids", || {
+                self.consumer
+                    .record_submitted(&message.id, &message.to, &entry, &accepted)
+            })
+            .await
+        };
+        let (outcome, reason) = match (&failure, recorded) {
+            // Shutting down with Redis away: left pending for the next start.
+            (_, Err(GaveUp::Shutdown)) => {
+                self.in_flight.remove(&entry.stream_id);
+                return;
+            }
+            (None, Ok(())) => (MessageStatus::Submitted, None),
+            (None, Err(GaveUp::Refused(e))) => (
+                MessageStatus::Dead,
+                Some(format!(
+                    "submitted (every segment accepted) but its Msg_Ids could not be recorded ({e}); not sent again, its reports are written unmatched"
+                )),
+            ),
+            (Some(e), recorded) => {
+                let status = match e {
+                    SubmitError::Rejected { .. } | SubmitError::FlowControlExhausted { .. } => {
+                        MessageStatus::Failed
+                    }
+                    _ => MessageStatus::Dead,
+                };
+                let unrecorded = match recorded {
+                    Err(GaveUp::Refused(r)) => {
+                        format!(
+                            "; the Msg_Ids of its accepted segments could not be recorded ({r})"
+                        )
+                    }
+                    _ => String::new(),
+                };
+                (status, Some(format!("{e}{unrecorded}")))
+            }
+        };
+        if let Some(reason) = &reason {
+            tracing::debug!(id = %message.id, %reason, "message failed");
+            let dead = persist(&self.shutdown, "writing a dead letter", || {
+                self.consumer
+                    .record_dead(&entry, Some(&message.id), outcome, reason)
+            })
+            .await;
+            if dead.is_err() {
+                // Neither a state nor a dead letter: pending, for a reclaim to try again.
+                self.in_flight.remove(&entry.stream_id);
+                return;
+            }
         }
-    }
-
-    /// Runs a Redis write (see [`persist`]); `false` leaves the entry pending for a reclaim.
-    async fn with_redis<F, Fut>(&self, write: F) -> bool
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
-    {
-        persist(&self.shutdown, "recording a sent message", write).await
+        self.metrics.worker_finished(outcome);
+        self.acker.ack(entry.stream_id);
     }
 }
