@@ -10,11 +10,11 @@ use std::time::Duration;
 use crate::common::gateway;
 use crate::common::redis::connect as redis_connect;
 use crate::common::streams::{self, field};
+use crate::common::wait::until;
 use cmpp_gateway::simulator::{
-    Behaviour, Damage, DamagedDeliverRequest, IsmgSubmitRequest, SimulatorHandle,
+    Behaviour, Counters, Damage, DamagedDeliverRequest, IsmgSubmitRequest, SimulatorHandle,
 };
 use serde_json::json;
-use tokio::time::Instant;
 
 /// SUBMITs the simulator received, by text: a message's copies.
 fn copies(sim: &SimulatorHandle) -> HashMap<String, usize> {
@@ -27,13 +27,17 @@ fn copies(sim: &SimulatorHandle) -> HashMap<String, usize> {
     by_text
 }
 
-/// Polls `check` until it holds, for at most `limit`.
-async fn eventually(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < until, "timed out after {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits until the simulator's counters satisfy `holds`.
+async fn counters_until(sim: &SimulatorHandle, what: &str, holds: impl Fn(&Counters) -> bool) {
+    until(what, Duration::from_secs(20), || async {
+        let c = sim.counters();
+        if holds(&c) {
+            Ok(())
+        } else {
+            Err(format!("{c:?}"))
+        }
+    })
+    .await
 }
 
 /// Sends `count` messages `{prefix}-{i}` and waits until all are delivered; each was submitted
@@ -78,12 +82,9 @@ async fn a_deliver_nobody_can_decode_is_answered_and_kept_without_dropping_the_l
         );
     }
     // Answered, with a Result that tells the ISMG it cannot be read.
-    let sim = stack.sim.clone();
-    eventually(
-        "both answered Result 1",
-        Duration::from_secs(10),
-        async || sim.counters().deliver_resp_nonzero >= 2,
-    )
+    counters_until(&stack.sim, "both answered Result 1", |c| {
+        c.deliver_resp_nonzero >= 2
+    })
     .await;
     stack.gw.stop().await;
 }
@@ -132,25 +133,25 @@ async fn a_2_0_layout_submit_resp_on_a_3_0_link_is_read_and_its_reports_correlat
 async fn a_submit_from_the_ismg_is_answered_and_the_link_stays_up() {
     let stack = gateway::stack(Behaviour::default(), json!({})).await;
     let sim = stack.sim.clone();
-    eventually("the link is up", Duration::from_secs(10), async || {
-        sim.counters().logins_ok == 1
-    })
-    .await;
+    counters_until(&sim, "the link is up", |c| c.logins_ok == 1).await;
     // The simulator counts a login before it registers the connection for faults; a SUBMIT
     // that found no connection was not sent, so sending again is safe.
     for valid in [false, true] {
-        eventually(
+        until(
             "the SUBMIT reaches the connection",
             Duration::from_secs(10),
-            async || sim.send_ismg_submit(IsmgSubmitRequest { valid }) == 1,
+            || async {
+                match sim.send_ismg_submit(IsmgSubmitRequest { valid }) {
+                    1 => Ok(()),
+                    n => Err(format!("{n} connections")),
+                }
+            },
         )
         .await;
     }
-    eventually(
-        "both SUBMITs answered",
-        Duration::from_secs(10),
-        async || sim.counters().ismg_submit_resps_received == 2,
-    )
+    counters_until(&sim, "both SUBMITs answered", |c| {
+        c.ismg_submit_resps_received == 2
+    })
     .await;
     all_delivered_once_on_one_login(&stack, "after-submit", 5).await;
     stack.gw.stop().await;
@@ -166,12 +167,9 @@ async fn an_active_test_resp_without_reserved_answers_the_heartbeat() {
         json!({"heartbeat_idle": "50ms"}),
     )
     .await;
-    let sim = stack.sim.clone();
-    eventually(
-        "ten heartbeats answered",
-        Duration::from_secs(20),
-        async || sim.counters().heartbeats_answered >= 10,
-    )
+    counters_until(&stack.sim, "ten heartbeats answered", |c| {
+        c.heartbeats_answered >= 10
+    })
     .await;
     all_delivered_once_on_one_login(&stack, "heartbeat", 5).await;
     stack.gw.stop().await;
@@ -199,16 +197,7 @@ async fn a_message_the_ismg_chokes_on_is_sent_at_most_max_sends_times_then_dead_
     streams::fill(&mut conn, "innocent", 20).await;
     streams::wait_all_delivered(&mut conn, "innocent", 20, Duration::from_secs(60)).await;
 
-    let mut dead = Vec::new();
-    eventually(
-        "the poison message is dead-lettered",
-        Duration::from_secs(60),
-        async || {
-            dead = streams::entries(&mut conn, "cmpp:mt:dead").await;
-            !dead.is_empty()
-        },
-    )
-    .await;
+    let dead = streams::wait_dead_letters(&mut conn, 1).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(field(&dead[0], "id"), Some("poison"));
     let reason = field(&dead[0], "reason").unwrap_or_default();
@@ -221,9 +210,6 @@ async fn a_message_the_ismg_chokes_on_is_sent_at_most_max_sends_times_then_dead_
         assert!(copies[&format!("innocent {i}")] <= 3, "{copies:?}");
     }
     // Acknowledged: nothing will send it again.
-    eventually("nothing pending", Duration::from_secs(10), async || {
-        streams::pending(&mut conn).await == 0
-    })
-    .await;
+    streams::wait_nothing_pending(&mut conn).await;
     stack.gw.stop().await;
 }

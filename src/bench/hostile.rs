@@ -41,23 +41,25 @@ pub struct FlapRun {
     pub waits: Vec<f64>,
 }
 
-/// A fault: its name, the simulator's behaviour, and what to do once the link is up.
+/// A fault: its name, the simulator's behaviour, and what to do once the link is up (`true`
+/// once it reached the simulator; tried again until it does).
 struct Fault {
     name: &'static str,
     behaviour: Behaviour,
     extra: serde_json::Value,
-    inject: fn(&SimulatorHandle),
+    inject: fn(&SimulatorHandle) -> bool,
 }
 
 /// One damaged MO and one damaged report into the outbox.
-fn queue_damaged(sim: &SimulatorHandle, damage: Damage) {
-    for report in [false, true] {
-        let _ = sim.send_damaged_deliver(DamagedDeliverRequest {
+fn queue_damaged(sim: &SimulatorHandle, damage: Damage) -> bool {
+    [false, true].into_iter().all(|report| {
+        sim.send_damaged_deliver(DamagedDeliverRequest {
             damage,
             report,
             sp_id: None,
-        });
-    }
+        })
+        .is_ok()
+    })
 }
 
 fn faults() -> Vec<Fault> {
@@ -84,16 +86,18 @@ fn faults() -> Vec<Fault> {
                 ..Behaviour::default()
             },
             extra: serde_json::json!({}),
-            inject: |_| {},
+            inject: |_| true,
         },
         Fault {
             name: "SUBMITs sent by the ISMG",
             behaviour: Behaviour::default(),
             extra: serde_json::json!({}),
+            // The simulator counts a login before it registers the connection for faults: a
+            // SUBMIT that found no connection was not sent.
             inject: |sim| {
-                for valid in [false, true] {
-                    sim.send_ismg_submit(IsmgSubmitRequest { valid });
-                }
+                [false, true]
+                    .into_iter()
+                    .all(|valid| sim.send_ismg_submit(IsmgSubmitRequest { valid }) == 1)
             },
         },
         Fault {
@@ -103,7 +107,7 @@ fn faults() -> Vec<Fault> {
                 ..Behaviour::default()
             },
             extra: serde_json::json!({"heartbeat_idle": "20ms"}),
-            inject: |_| {},
+            inject: |_| true,
         },
         Fault {
             name: "closes the connection on one message",
@@ -112,7 +116,7 @@ fn faults() -> Vec<Fault> {
                 ..Behaviour::default()
             },
             extra: serde_json::json!({}),
-            inject: |_| {},
+            inject: |_| true,
         },
     ]
 }
@@ -138,7 +142,7 @@ async fn run_one(fault: &Fault, count: u64) -> Result<HostileRun, String> {
     let gateway = RunningGateway::start(config).await?;
     let started = Instant::now();
     wait_for("the first login", || rig.sim.counters().logins_ok >= 1).await?;
-    (fault.inject)(&rig.sim);
+    wait_for("the fault injected", || (fault.inject)(&rig.sim)).await?;
     let mut pipe = redis::pipe();
     pipe.cmd("XADD")
         .arg("cmpp:mt")

@@ -33,7 +33,8 @@ impl Consumer {
     /// a duplicate of another entry.
     /// A reclaimed entry may already be past submission (acknowledged then instead of sent
     /// again), so its status is read and moved by the ranked transition script, after its id
-    /// is claimed. A `fresh` entry cannot be: one script for the batch does both.
+    /// is claimed. A `fresh` entry cannot be: one pipeline of plain commands for the batch
+    /// claims the ids and starts new states.
     pub async fn begin(
         &self,
         messages: &[Beginning<'_>],
