@@ -18,6 +18,7 @@ mod decode_cli;
 mod hostile_ismg;
 mod http;
 mod http_limits;
+mod leases;
 mod link;
 mod log_secrets;
 mod message_ids;

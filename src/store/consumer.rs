@@ -1,9 +1,11 @@
 //! The worker's side of the outbound stream: the consumer group, reading and reclaiming
 //! entries, the bookkeeping that follows each message, and acknowledgements.
 
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus::IntCounter;
+use redis::Script;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamPendingCountReply;
 use tokio::sync::Mutex;
@@ -11,6 +13,28 @@ use tokio::sync::Mutex;
 use super::outbound_entry::{OutboundEntry, parse_autoclaim_reply, parse_read_reply};
 use super::{Store, StoreError, connect, now_ms};
 use crate::config::{RedisConfig, WorkerConfig};
+
+/// Renews the entries still pending at this consumer, and only those: an entry another
+/// consumer reclaimed meanwhile stays with it. XCLAIM JUSTID leaves the delivery count as it is.
+/// KEYS[1] outbound stream. ARGV[1] group, ARGV[2] this consumer, ARGV[3..] entry ids.
+/// Returns the ids not renewed: pending elsewhere, acknowledged, or deleted from the stream.
+static TOUCH_OWNED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local lost = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  local kept = false
+  if pending[1] and pending[1][2] == ARGV[2] then
+    kept = #redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID') > 0
+  end
+  if not kept then lost[#lost + 1] = id end
+end
+return lost
+"#,
+    )
+});
 
 /// What the Msg_Id map stores for each segment, as MessagePack: enough to correlate a report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -67,6 +91,11 @@ impl Consumer {
 
     pub fn config(&self) -> &WorkerConfig {
         &self.config
+    }
+
+    /// The outbound stream this consumer reads.
+    pub(super) fn stream(&self) -> String {
+        self.store.keys.outbound()
     }
 
     /// Creates the group if missing, reading from the stream's start so entries added before
@@ -128,7 +157,10 @@ impl Consumer {
 
     /// Sets each claimed entry's delivery count from the group's pending list (XAUTOCLAIM does
     /// not return it): one XPENDING per entry, exact whatever else is pending, in one pipeline.
-    async fn count_deliveries(&self, entries: &mut [OutboundEntry]) -> Result<(), StoreError> {
+    pub(super) async fn count_deliveries(
+        &self,
+        entries: &mut [OutboundEntry],
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -260,22 +292,22 @@ impl Consumer {
         Ok(())
     }
 
-    /// Resets the idle time of entries this consumer is still working on, so no other instance
+    /// Resets the idle time of the entries this consumer still owns, so no other instance
     /// reclaims a message that is only waiting for its SUBMIT_RESP or for the link to return.
-    pub async fn touch(&self, stream_ids: &[String]) -> Result<(), StoreError> {
+    /// Returns the ids it no longer owns: another instance reclaimed them (this one was too slow
+    /// to renew) or they were acknowledged meanwhile. Stop sending those: the new owner sends
+    /// them. An entry someone else holds is never taken back, or both would send it.
+    pub async fn touch(&self, stream_ids: &[String]) -> Result<Vec<String>, StoreError> {
         if stream_ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg(self.store.keys.outbound())
+        Ok(TOUCH_OWNED
+            .key(self.stream())
             .arg(&self.config.group)
             .arg(&self.config.consumer)
-            .arg(0)
             .arg(stream_ids)
-            .arg("JUSTID")
-            .query_async(&mut self.store.conn())
-            .await?;
-        Ok(())
+            .invoke_async(&mut self.store.conn())
+            .await?)
     }
 
     /// See [`Store::trim_outbound`].

@@ -106,6 +106,19 @@ impl Keys {
         format!("{}:index:mo:{from}", self.prefix)
     }
 
+    /// The lease of one of a channel's connection slots: holds the holder's name, expires
+    /// unless renewed. The channel is a hash tag (`{channel}`), so every lease and fence key of
+    /// one channel lives in one Redis Cluster slot and one script may touch them all.
+    pub fn lease(&self, channel: &str, slot: u32) -> String {
+        format!("{}:lease:{{{channel}}}:{slot}", self.prefix)
+    }
+
+    /// The fencing counter of one slot (INCR, never expires): each acquisition's token is higher
+    /// than every earlier one's, so a holder name is never given twice.
+    pub fn lease_fence(&self, channel: &str, slot: u32) -> String {
+        format!("{}:fence", self.lease(channel, slot))
+    }
+
     /// Counters of one minute (hash: `delivered`, `failed`), minute = Unix ms / 60 000.
     pub fn minute_counters(&self, minute: u64) -> String {
         format!("{}:stats:{minute}", self.prefix)

@@ -187,6 +187,11 @@ pub(super) fn parse_autoclaim_reply(
     Ok((cursor, entries(list, WHAT)?))
 }
 
+/// XCLAIM: `[entry, …]`; Redis before 7 gives nil for an entry deleted from the stream.
+pub(super) fn parse_claim_reply(reply: &Value) -> Result<Vec<OutboundEntry>, StoreError> {
+    entries(reply, "XCLAIM")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +245,19 @@ mod tests {
         let (cursor, claimed) = parse_autoclaim_reply(&reply).unwrap();
         assert_eq!(cursor, "0-0");
         assert_eq!(claimed[0].stream_id, "5-1");
+    }
+
+    #[test]
+    fn a_claim_reply_drops_the_entries_deleted_from_the_stream() {
+        let reply = Value::Array(vec![
+            entry("6-0", &[b"to", b"1"]),
+            Value::Nil,
+            entry("7-0", &[b"text", b"x"]),
+        ]);
+        let claimed = parse_claim_reply(&reply).unwrap();
+        let ids: Vec<&str> = claimed.iter().map(|e| e.stream_id.as_str()).collect();
+        assert_eq!(ids, ["6-0", "7-0"]);
+        assert!(parse_claim_reply(&Value::Array(vec![])).unwrap().is_empty());
+        assert!(parse_claim_reply(&Value::Nil).is_err());
     }
 }

@@ -1,26 +1,31 @@
 //! Consumers of processes that are gone. Every start joins the group under a new name
-//! (host-pid), and Redis keeps a consumer until it is deleted: without this the group's list
-//! grows by one per restart, for ever.
+//! (host-pid), and every lease acquisition under another (`base/slot/token`); Redis keeps a
+//! consumer until it is deleted: without this the group's list grows by one per restart or
+//! lease, for ever.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::Script;
 
 use super::{Consumer, StoreError};
 
-/// Deletes the group's consumers, other than the caller, that have nothing pending and have been
-/// idle at least ARGV[2] ms, in one step: none can read an entry between the check and the
-/// delete (deleting a consumer drops its pending entries' claim, so one with any is kept).
-/// KEYS[1] outbound stream. ARGV[1] group, ARGV[2] idle ms, ARGV[3] the caller's consumer name.
-/// Returns the names deleted.
+/// Deletes the group's consumers, other than the caller and the names spared, that have nothing
+/// pending and have been idle at least ARGV[2] ms, in one step: none can read an entry between
+/// the check and the delete (deleting a consumer drops its pending entries' claim, so one with
+/// any is kept).
+/// KEYS[1] outbound stream. ARGV[1] group, ARGV[2] idle ms, ARGV[3] the caller's consumer name,
+/// ARGV[4..] names to keep (live lease holders). Returns the names deleted.
 static DELETE_STALE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+local spared = {[ARGV[3]] = true}
+for i = 4, #ARGV do spared[ARGV[i]] = true end
 local deleted = {}
 for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   local c = {}
   for i = 1, #row, 2 do c[row[i]] = row[i + 1] end
-  if c.name ~= ARGV[3] and c.pending == 0 and c.idle >= tonumber(ARGV[2]) then
+  if not spared[c.name] and c.pending == 0 and c.idle >= tonumber(ARGV[2]) then
     redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], c.name)
     deleted[#deleted + 1] = c.name
   end
@@ -35,12 +40,25 @@ impl Consumer {
     /// with nothing pending; returns their names. Deleting a live one that merely waits (its
     /// link down) is harmless: its next read creates it again.
     pub async fn delete_stale_consumers(&self) -> Result<Vec<String>, StoreError> {
+        let min_idle = self.config().consumer_delete_idle;
+        self.delete_unleased_consumers(&[], min_idle).await
+    }
+
+    /// Like [`Consumer::delete_stale_consumers`], but never a consumer named in `live` (the
+    /// current lease holders: a slot's worker may idle long while its link is down), and with
+    /// the idle time given.
+    pub async fn delete_unleased_consumers(
+        &self,
+        live: &[String],
+        min_idle: Duration,
+    ) -> Result<Vec<String>, StoreError> {
         let config = self.config();
         Ok(DELETE_STALE
-            .key(self.store.keys.outbound())
+            .key(self.stream())
             .arg(&config.group)
-            .arg(config.consumer_delete_idle.as_millis() as u64)
+            .arg(min_idle.as_millis() as u64)
             .arg(&config.consumer)
+            .arg(live)
             .invoke_async(&mut self.store.conn())
             .await?)
     }

@@ -59,8 +59,14 @@ impl InFlight {
                     () = shutdown.cancelled() => return,
                 }
                 let ids = set.snapshot();
-                if let Err(e) = consumer.touch(&ids).await {
-                    tracing::warn!(error = %e, entries = ids.len(), "cannot renew ownership of entries in flight");
+                match consumer.touch(&ids).await {
+                    Ok(lost) if !lost.is_empty() => {
+                        tracing::warn!(lost = lost.len(), entries = ids.len(), "entries in flight no longer pending for this consumer (reclaimed by another, or acknowledged meanwhile)");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, entries = ids.len(), "cannot renew ownership of entries in flight");
+                    }
                 }
             }
         });

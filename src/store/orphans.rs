@@ -1,0 +1,76 @@
+//! Entries left pending by a worker whose lease is gone (its instance stopped, or lost the slot):
+//! no one renews them, so they are taken over once they have been idle long enough. A consumer
+//! that still holds a lease is alive and keeps its entries, however long they wait (a message
+//! held back by flow control or a link outage is not abandoned).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+
+use super::outbound_entry::{OutboundEntry, parse_claim_reply};
+use super::{Consumer, StoreError};
+
+/// Claims up to ARGV[4] entries pending at consumers other than this one and the live ones, idle
+/// at least ARGV[3] ms. XCLAIM checks the idle time again, so of two instances racing for an
+/// entry only the first gets it (the claim resets its idle time). Entries deleted from the
+/// stream are dropped from the pending list by XCLAIM and not returned (Redis before 7 returns
+/// nil in their place).
+/// KEYS[1] outbound stream. ARGV[1] group, ARGV[2] this consumer, ARGV[3] min idle ms,
+/// ARGV[4] most entries, ARGV[5..] live consumer names. Returns the claimed entries as XCLAIM
+/// does.
+static CLAIM_ORPHANS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local spared = {[ARGV[2]] = true}
+for i = 5, #ARGV do spared[ARGV[i]] = true end
+local wanted = tonumber(ARGV[4])
+local ids = {}
+for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  if #ids >= wanted then break end
+  local c = {}
+  for i = 1, #row, 2 do c[row[i]] = row[i + 1] end
+  if c.pending > 0 and not spared[c.name] then
+    local rows = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+',
+                            wanted - #ids, c.name)
+    for _, p in ipairs(rows) do ids[#ids + 1] = p[1] end
+  end
+end
+-- In chunks: unpack of thousands of arguments would overflow Lua's stack.
+local claimed = {}
+for first = 1, #ids, 100 do
+  local chunk = {}
+  for i = first, math.min(first + 99, #ids) do chunk[#chunk + 1] = ids[i] end
+  local got = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], unpack(chunk))
+  for i = 1, #got do claimed[#claimed + 1] = got[i] end
+end
+return claimed
+"#,
+    )
+});
+
+impl Consumer {
+    /// Takes over up to `count` entries pending at consumers not named in `live` (the current
+    /// lease holders) and idle at least `min_idle`, with their delivery counts as
+    /// [`Consumer::reclaim`] gives them. This consumer's own entries are not touched.
+    pub async fn claim_orphans(
+        &self,
+        live: &[String],
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<OutboundEntry>, StoreError> {
+        let config = self.config();
+        let reply: redis::Value = CLAIM_ORPHANS
+            .key(self.stream())
+            .arg(&config.group)
+            .arg(&config.consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg(count.max(1))
+            .arg(live)
+            .invoke_async(&mut self.store.conn())
+            .await?;
+        let mut entries = parse_claim_reply(&reply)?;
+        self.count_deliveries(&mut entries).await?;
+        Ok(entries)
+    }
+}
