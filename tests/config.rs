@@ -69,37 +69,67 @@ fn the_old_go_file_loads_unchanged() {
     let defaults = LinkConfig::new("x", "y", Secret::new("z"));
 
     assert_eq!(c.source, "t.json");
-    assert_eq!(c.link.addr, "127.0.0.1:7890");
-    assert_eq!(c.link.sp_id, "900001");
-    assert_eq!(c.link.secret.expose(), "888888");
-    assert_eq!(c.link.version, Version::V30);
-    assert_eq!(c.link.auth_check, AuthCheck::Warn);
-    assert_eq!(c.link.window, 16);
-    assert_eq!(c.link.rate, 0);
-    assert_eq!(c.link.response_timeout, Duration::from_secs(60));
-    assert_eq!(c.link.max_sends, 3);
-    assert_eq!(c.link.flow_control_retries, 30);
-    assert_eq!(c.link.heartbeat_idle, Duration::from_secs(180));
-    assert_eq!(c.link.heartbeat_misses, 3);
-    assert_eq!(c.link.connect_timeout, Duration::from_secs(10));
-    assert_eq!(c.link.reconnect_min, Duration::from_secs(1));
-    assert_eq!(c.link.reconnect_max, Duration::from_secs(60));
-    assert_eq!(c.link.close_timeout, Duration::from_secs(10));
-    assert_eq!(c.link.deliver_queue, defaults.deliver_queue);
-    assert_eq!(c.link.max_frame_len, defaults.max_frame_len);
+    assert_eq!(c.default_channel().link.addr, "127.0.0.1:7890");
+    assert_eq!(c.default_channel().link.sp_id, "900001");
+    assert_eq!(c.default_channel().link.secret.expose(), "888888");
+    assert_eq!(c.default_channel().link.version, Version::V30);
+    assert_eq!(c.default_channel().link.auth_check, AuthCheck::Warn);
+    assert_eq!(c.default_channel().link.window, 16);
+    assert_eq!(c.default_channel().link.rate, 0);
+    assert_eq!(
+        c.default_channel().link.response_timeout,
+        Duration::from_secs(60)
+    );
+    assert_eq!(c.default_channel().link.max_sends, 3);
+    assert_eq!(c.default_channel().link.flow_control_retries, 30);
+    assert_eq!(
+        c.default_channel().link.heartbeat_idle,
+        Duration::from_secs(180)
+    );
+    assert_eq!(c.default_channel().link.heartbeat_misses, 3);
+    assert_eq!(
+        c.default_channel().link.connect_timeout,
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        c.default_channel().link.reconnect_min,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        c.default_channel().link.reconnect_max,
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        c.default_channel().link.close_timeout,
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        c.default_channel().link.deliver_queue,
+        defaults.deliver_queue
+    );
+    assert_eq!(
+        c.default_channel().link.max_frame_len,
+        defaults.max_frame_len
+    );
 
-    assert_eq!(c.message.sp_id, "900001");
-    assert_eq!(c.message.access_no, "1064899104221");
-    assert_eq!(c.message.service_id, "JSASXW");
-    assert_eq!(c.message.fee_type, "01");
-    assert_eq!(c.message.fee_code, "000000");
-    assert_eq!(c.message.fee_user_type, 0);
-    assert!(c.message.registered_delivery);
-    assert!(!c.message.prefer_gbk);
-    assert_eq!(c.message.split, cmpp_gateway::text::SplitOptions::default());
-    assert_eq!(c.message.max_segments, 10);
-    assert_eq!(c.message.max_recipients, 100);
-    assert_eq!(c.message.msisdn.as_str(), r"^(\+?86)?1[3-9]\d{9}$");
+    assert_eq!(c.default_channel().message.sp_id, "900001");
+    assert_eq!(c.default_channel().message.access_no, "1064899104221");
+    assert_eq!(c.default_channel().message.service_id, "JSASXW");
+    assert_eq!(c.default_channel().message.fee_type, "01");
+    assert_eq!(c.default_channel().message.fee_code, "000000");
+    assert_eq!(c.default_channel().message.fee_user_type, 0);
+    assert!(c.default_channel().message.registered_delivery);
+    assert!(!c.default_channel().message.prefer_gbk);
+    assert_eq!(
+        c.default_channel().message.split,
+        cmpp_gateway::text::SplitOptions::default()
+    );
+    assert_eq!(c.default_channel().message.max_segments, 10);
+    assert_eq!(c.default_channel().message.max_recipients, 100);
+    assert_eq!(
+        c.default_channel().message.msisdn.as_str(),
+        r"^(\+?86)?1[3-9]\d{9}$"
+    );
 
     assert_eq!(c.http.bind, "0.0.0.0:8000".parse().unwrap());
     assert!(c.http.api_keys.is_empty());
@@ -128,8 +158,11 @@ fn the_old_go_file_loads_unchanged() {
     assert_eq!(c.worker.reclaim_idle, Duration::from_secs(60));
     assert_eq!(c.worker.consumer_delete_idle, Duration::from_secs(3600));
     assert_eq!(c.worker.max_claims, 5);
-    assert_eq!(c.link.quarantine_after_drops, 2);
-    assert_eq!(c.link.reconnect_reset_after, Duration::from_secs(60));
+    assert_eq!(c.default_channel().link.quarantine_after_drops, 2);
+    assert_eq!(
+        c.default_channel().link.reconnect_reset_after,
+        Duration::from_secs(60)
+    );
 
     assert!(c.log.debug);
     assert!(!c.log.json);
@@ -143,7 +176,7 @@ fn ports_may_be_numbers() {
         .replace(r#""7890""#, "7890")
         .replace(r#""6379""#, "6380");
     let c = parse(&json).unwrap();
-    assert_eq!(c.link.addr, "127.0.0.1:7890");
+    assert_eq!(c.default_channel().link.addr, "127.0.0.1:7890");
     assert_eq!(c.http.bind.port(), 8000);
     assert_eq!(c.redis.url.expose(), "redis://127.0.0.1:6380/0");
 }
@@ -153,14 +186,20 @@ fn the_repository_config_json_loads() {
     let path = repo_config();
     let c = GatewayConfig::load(&path).unwrap();
     assert_eq!(c.source, path.display().to_string());
-    assert_eq!(c.link.addr, "127.0.0.1:7890");
-    assert_eq!(c.link.sp_id, "900001");
-    assert_eq!(c.link.secret.expose(), "888888");
-    assert_eq!(c.link.window, 16);
-    assert_eq!(c.link.response_timeout, Duration::from_secs(60));
-    assert_eq!(c.link.heartbeat_idle, Duration::from_secs(180));
-    assert_eq!(c.message.access_no, "1064899104221");
-    assert_eq!(c.message.service_id, "JSASXW");
+    assert_eq!(c.default_channel().link.addr, "127.0.0.1:7890");
+    assert_eq!(c.default_channel().link.sp_id, "900001");
+    assert_eq!(c.default_channel().link.secret.expose(), "888888");
+    assert_eq!(c.default_channel().link.window, 16);
+    assert_eq!(
+        c.default_channel().link.response_timeout,
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        c.default_channel().link.heartbeat_idle,
+        Duration::from_secs(180)
+    );
+    assert_eq!(c.default_channel().message.access_no, "1064899104221");
+    assert_eq!(c.default_channel().message.service_id, "JSASXW");
     assert_eq!(c.http.bind, "127.0.0.1:8000".parse().unwrap());
     assert_eq!(c.redis.url.expose(), "redis://127.0.0.1:6379/0");
     assert_eq!(c.redis.key_prefix, "cmpp");
@@ -223,30 +262,50 @@ fn every_new_key_is_parsed() {
     assert_eq!(c.redis.url.expose(), "redis://:pw@127.0.0.1:6379/3");
     assert_eq!(c.redis.key_prefix, "sms");
     assert_eq!(c.redis.timeout, Duration::from_secs(5));
-    assert_eq!(c.link.version, Version::V20);
-    assert_eq!(c.link.auth_check, AuthCheck::Strict);
-    assert_eq!(c.link.window, 32);
-    assert_eq!(c.link.rate, 200);
-    assert_eq!(c.link.response_timeout, Duration::from_secs(30));
-    assert_eq!(c.link.max_sends, 5);
-    assert_eq!(c.link.flow_control_retries, 7);
-    assert_eq!(c.link.heartbeat_idle, Duration::from_secs(180));
-    assert_eq!(c.link.heartbeat_misses, 4);
-    assert_eq!(c.link.connect_timeout, Duration::from_secs(15));
-    assert_eq!(c.link.reconnect_min, Duration::from_secs(2));
-    assert_eq!(c.link.reconnect_max, Duration::from_secs(120));
-    assert_eq!(c.link.close_timeout, Duration::ZERO);
-    assert_eq!(c.message.fee_type, "02");
-    assert_eq!(c.message.fee_code, "100");
-    assert_eq!(c.message.fee_user_type, 2);
-    assert!(!c.message.registered_delivery);
-    assert!(c.message.prefer_gbk);
-    assert_eq!(c.message.split.ascii_segment_chars, 134);
-    assert!(c.message.split.wide_reference);
-    assert_eq!(c.message.max_segments, 5);
-    assert!(c.message.msisdn.is_match("12345678901"));
-    assert!(!c.message.msisdn.is_match("+8613800138000"));
-    assert_eq!(c.message.max_recipients, 50);
+    assert_eq!(c.default_channel().link.version, Version::V20);
+    assert_eq!(c.default_channel().link.auth_check, AuthCheck::Strict);
+    assert_eq!(c.default_channel().link.window, 32);
+    assert_eq!(c.default_channel().link.rate, 200);
+    assert_eq!(
+        c.default_channel().link.response_timeout,
+        Duration::from_secs(30)
+    );
+    assert_eq!(c.default_channel().link.max_sends, 5);
+    assert_eq!(c.default_channel().link.flow_control_retries, 7);
+    assert_eq!(
+        c.default_channel().link.heartbeat_idle,
+        Duration::from_secs(180)
+    );
+    assert_eq!(c.default_channel().link.heartbeat_misses, 4);
+    assert_eq!(
+        c.default_channel().link.connect_timeout,
+        Duration::from_secs(15)
+    );
+    assert_eq!(
+        c.default_channel().link.reconnect_min,
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        c.default_channel().link.reconnect_max,
+        Duration::from_secs(120)
+    );
+    assert_eq!(c.default_channel().link.close_timeout, Duration::ZERO);
+    assert_eq!(c.default_channel().message.fee_type, "02");
+    assert_eq!(c.default_channel().message.fee_code, "100");
+    assert_eq!(c.default_channel().message.fee_user_type, 2);
+    assert!(!c.default_channel().message.registered_delivery);
+    assert!(c.default_channel().message.prefer_gbk);
+    assert_eq!(c.default_channel().message.split.ascii_segment_chars, 134);
+    assert!(c.default_channel().message.split.wide_reference);
+    assert_eq!(c.default_channel().message.max_segments, 5);
+    assert!(c.default_channel().message.msisdn.is_match("12345678901"));
+    assert!(
+        !c.default_channel()
+            .message
+            .msisdn
+            .is_match("+8613800138000")
+    );
+    assert_eq!(c.default_channel().message.max_recipients, 50);
     let keys: Vec<&str> = c.http.api_keys.iter().map(Secret::expose).collect();
     assert_eq!(keys, ["k1", "k2"]);
     assert_eq!(c.http.max_body_bytes, 1024);
@@ -278,14 +337,26 @@ fn durations_may_be_whole_seconds_or_humantime() {
         "reconnect_max": "1d"
     }));
     let c = parse(&json).unwrap();
-    assert_eq!(c.link.response_timeout, Duration::from_secs(30));
-    assert_eq!(c.link.heartbeat_idle, Duration::from_secs(90));
+    assert_eq!(
+        c.default_channel().link.response_timeout,
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        c.default_channel().link.heartbeat_idle,
+        Duration::from_secs(90)
+    );
     assert_eq!(c.store.state_ttl, Duration::from_secs(48 * 3600));
     assert_eq!(c.worker.block, Duration::from_millis(1500));
     assert_eq!(c.worker.reclaim_idle, Duration::from_secs(5400));
     assert_eq!(c.redis.timeout, Duration::from_secs(3));
-    assert_eq!(c.link.connect_timeout, Duration::from_secs(5));
-    assert_eq!(c.link.reconnect_max, Duration::from_secs(86400));
+    assert_eq!(
+        c.default_channel().link.connect_timeout,
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        c.default_channel().link.reconnect_max,
+        Duration::from_secs(86400)
+    );
 }
 
 #[test]
@@ -308,22 +379,28 @@ fn environment_overrides_win() {
     ]);
     let json = old_with(serde_json::json!({"window": 16, "rate": 50}));
     let c = GatewayConfig::from_str_with_env("t.json", &json, &env).unwrap();
-    assert_eq!(c.link.window, 32);
+    assert_eq!(c.default_channel().link.window, 32);
     let keys: Vec<&str> = c.http.api_keys.iter().map(Secret::expose).collect();
     assert_eq!(keys, ["key1", "key2"]);
     assert!(!c.log.debug, "the file says true, the environment false");
     assert!(c.log.json);
-    assert_eq!(c.link.response_timeout, Duration::from_secs(30));
+    assert_eq!(
+        c.default_channel().link.response_timeout,
+        Duration::from_secs(30)
+    );
     assert_eq!(c.store.state_ttl, Duration::from_secs(96 * 3600));
-    assert_eq!(c.link.addr, "127.0.0.1:7891");
-    assert_eq!(c.link.sp_id, "900002");
-    assert_eq!(c.message.sp_id, "900002");
-    assert_eq!(c.link.secret.expose(), "from-env");
-    assert_eq!(c.link.auth_check, AuthCheck::Off);
-    assert_eq!(c.link.version, Version::V20);
+    assert_eq!(c.default_channel().link.addr, "127.0.0.1:7891");
+    assert_eq!(c.default_channel().link.sp_id, "900002");
+    assert_eq!(c.default_channel().message.sp_id, "900002");
+    assert_eq!(c.default_channel().link.secret.expose(), "from-env");
+    assert_eq!(c.default_channel().link.auth_check, AuthCheck::Off);
+    assert_eq!(c.default_channel().link.version, Version::V20);
     assert_eq!(c.redis.url.expose(), "redis://redis.internal:6380/1");
-    assert_eq!(c.link.heartbeat_idle, Duration::from_secs(120));
-    assert_eq!(c.link.rate, 50);
+    assert_eq!(
+        c.default_channel().link.heartbeat_idle,
+        Duration::from_secs(120)
+    );
+    assert_eq!(c.default_channel().link.rate, 50);
 }
 
 #[test]
@@ -336,7 +413,7 @@ fn the_environment_alone_can_supply_required_keys() {
         ("CMPP_GATEWAY_CMPP_PORT", "7890"),
     ]);
     let c = GatewayConfig::from_str_with_env("t.json", "{}", &env).unwrap();
-    assert_eq!(c.link.addr, "ismg:7890");
+    assert_eq!(c.default_channel().link.addr, "ismg:7890");
     let err = GatewayConfig::from_str_with_env("t.json", "{}", &no_env).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -579,7 +656,11 @@ fn validation_errors_name_the_source_and_the_key() {
 fn unknown_keys_warn_and_do_not_fail() {
     let json = old_with(serde_json::json!({"log_file": "/var/log/gw.log", "Window": 8}));
     let c = parse(&json).unwrap();
-    assert_eq!(c.link.window, 16, "a misspelt key is not applied");
+    assert_eq!(
+        c.default_channel().link.window,
+        16,
+        "a misspelt key is not applied"
+    );
     assert_eq!(
         c.warnings,
         vec![
@@ -599,7 +680,7 @@ fn secrets_never_appear_in_debug_errors_or_warnings() {
         "extra_key": 1
     });
     let c = parse(&old_with(secrets.clone())).unwrap();
-    assert_eq!(c.link.secret.expose(), PASSWORD);
+    assert_eq!(c.default_channel().link.secret.expose(), PASSWORD);
     let debug = format!("{c:?} {c:#?}");
     assert_no_secret(&debug);
     assert!(debug.contains("redis://:***@127.0.0.1:6379/0"), "{debug}");
@@ -754,6 +835,9 @@ fn the_bounds_on_resending_are_configurable() {
     }));
     let c = parse(&json).unwrap();
     assert_eq!(c.worker.max_claims, 9);
-    assert_eq!(c.link.quarantine_after_drops, 4);
-    assert_eq!(c.link.reconnect_reset_after, Duration::from_secs(300));
+    assert_eq!(c.default_channel().link.quarantine_after_drops, 4);
+    assert_eq!(
+        c.default_channel().link.reconnect_reset_after,
+        Duration::from_secs(300)
+    );
 }

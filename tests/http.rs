@@ -650,7 +650,11 @@ async fn serve_with_a_link() {
         .await
         .unwrap();
     let link_shutdown = CancellationToken::new();
-    let parts = Link::spawn(config.link.clone(), None, link_shutdown.clone());
+    let parts = Link::spawn(
+        config.default_channel().link.clone(),
+        None,
+        link_shutdown.clone(),
+    );
     assert!(
         tokio::time::timeout(Duration::from_secs(10), parts.link.wait_up())
             .await

@@ -46,9 +46,14 @@ async fn consumer(redis: &RedisServer, name: &str) -> Consumer {
     let store = Store::connect(&config.redis, config.store.clone())
         .await
         .expect("store connects");
-    Consumer::new(&store, &config.redis, config.worker.clone())
-        .await
-        .expect("consumer connects")
+    Consumer::new(
+        &store,
+        &config.redis,
+        config.worker.clone(),
+        config.default_channel().stream.clone(),
+    )
+    .await
+    .expect("consumer connects")
 }
 
 async fn xadd(conn: &mut MultiplexedConnection, n: usize) -> Vec<String> {

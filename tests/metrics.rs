@@ -63,11 +63,26 @@ async fn metrics_follow_traffic() {
         .unwrap();
 
     let expected = [
-        (r#"cmpp_link_up{link="900001"}"#, 1.0),
-        (r#"cmpp_link_submits_total{link="900001",result="0"}"#, 1.0),
-        (r#"cmpp_link_submit_rtt_seconds_count{link="900001"}"#, 1.0),
-        (r#"cmpp_delivers_total{kind="report",link="900001"}"#, 1.0),
-        (r#"cmpp_delivers_total{kind="mo",link="900001"}"#, 1.0),
+        (
+            r#"cmpp_link_up{channel="default",link="900001",slot="0"}"#,
+            1.0,
+        ),
+        (
+            r#"cmpp_link_submits_total{channel="default",link="900001",result="0",slot="0"}"#,
+            1.0,
+        ),
+        (
+            r#"cmpp_link_submit_rtt_seconds_count{channel="default",link="900001",slot="0"}"#,
+            1.0,
+        ),
+        (
+            r#"cmpp_delivers_total{channel="default",kind="report",link="900001",slot="0"}"#,
+            1.0,
+        ),
+        (
+            r#"cmpp_delivers_total{channel="default",kind="mo",link="900001",slot="0"}"#,
+            1.0,
+        ),
         (r#"cmpp_reports_total{stat="DELIVRD"}"#, 1.0),
         (r#"cmpp_messages_final_total{status="delivered"}"#, 1.0),
         (r#"cmpp_mo_messages_total{complete="true"}"#, 1.0),
@@ -79,7 +94,10 @@ async fn metrics_follow_traffic() {
         (r#"cmpp_stream_length{stream="reports"}"#, 1.0),
         (r#"cmpp_stream_length{stream="mo"}"#, 1.0),
         (r#"cmpp_consumer_group_pending{stream="mt"}"#, 0.0),
-        (r#"cmpp_link_window_size{link="900001"}"#, 16.0),
+        (
+            r#"cmpp_link_window_size{channel="default",link="900001",slot="0"}"#,
+            16.0,
+        ),
     ];
     let until = Instant::now() + Duration::from_secs(20);
     loop {

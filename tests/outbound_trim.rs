@@ -18,7 +18,11 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
     let redis = RedisServer::start();
     let mut conn = connect(&redis).await;
     let store = store(&redis).await;
-    assert_eq!(store.trim_outbound().await.unwrap(), 0, "no stream yet");
+    assert_eq!(
+        store.trim_outbound("cmpp:mt").await.unwrap(),
+        0,
+        "no stream yet"
+    );
 
     streams::create_group(&mut conn, "0").await;
     // Blocks of 100 entries (set before the entries go in) and explicit ids, so the blocks
@@ -61,7 +65,7 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(store.trim_outbound().await.unwrap(), 0);
+    assert_eq!(store.trim_outbound("cmpp:mt").await.unwrap(), 0);
     assert_eq!(ids(&mut conn).await.len(), 300);
     let () = redis::cmd("XGROUP")
         .arg("DESTROY")
@@ -71,7 +75,7 @@ async fn only_entries_every_group_acknowledged_are_trimmed() {
         .await
         .unwrap();
 
-    let deleted = store.trim_outbound().await.unwrap();
+    let deleted = store.trim_outbound("cmpp:mt").await.unwrap();
     let left = ids(&mut conn).await;
     let expected: Vec<String> = (201..=300).map(|n| format!("{n}-0")).collect();
     assert_eq!(
@@ -111,7 +115,7 @@ async fn one_trim_removes_every_acknowledged_entry_however_many() {
             .unwrap();
     }
 
-    let deleted = store.trim_outbound().await.unwrap();
+    let deleted = store.trim_outbound("cmpp:mt").await.unwrap();
     let left = ids(&mut conn).await;
     assert!(
         (100..=110).contains(&left.len()),

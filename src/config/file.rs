@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::channel::RawChannels;
 use super::error::{ConfigError, Origin};
 use super::value::{FieldValue, Input};
 use crate::secret::Secret;
@@ -79,6 +80,11 @@ raw_config! {
     reconnect_max: Duration,
     reconnect_reset_after: Duration,
     close_timeout: Duration,
+    // Channels and connections.
+    channels: RawChannels,
+    max_connections: u64,
+    connections_per_instance: u64,
+    lease_ttl: Duration,
     // Messages.
     fee_type: String,
     fee_code: String,
@@ -193,7 +199,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 66);
+        assert_eq!(KEYS.len(), 70);
     }
 
     #[test]

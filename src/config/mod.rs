@@ -12,6 +12,7 @@
 //! Secrets (`password`, `redis_password`, the password inside `redis_url`, `api_keys`) are held in
 //! [`Secret`]s and never appear in an error, a warning or a `Debug` print.
 
+mod channel;
 pub mod connection_cap;
 mod env;
 mod error;
@@ -31,6 +32,7 @@ use crate::secret::Secret;
 use crate::session::{AuthCheck, LinkConfig};
 use crate::text::SplitOptions;
 
+pub use channel::{ChannelConfig, DEFAULT_CHANNEL};
 pub use env::{ENV_PREFIX, env_var_name};
 pub use error::{ConfigError, Origin};
 pub use file::KEYS;
@@ -48,8 +50,9 @@ pub const DEFAULT_MSISDN_PATTERN: &str = r"^(\+?86)?1[3-9]\d{9}$";
 pub struct GatewayConfig {
     /// The config file's path as shown in errors and logs.
     pub source: String,
-    pub link: LinkConfig,
-    pub message: MessageConfig,
+    /// The SP accounts, in file order; the first is the default channel (messages that name
+    /// none, and the original `{prefix}:mt` stream).
+    pub channels: Vec<ChannelConfig>,
     pub http: HttpConfig,
     pub redis: RedisConfig,
     pub store: StoreConfig,
@@ -177,6 +180,9 @@ pub struct WorkerConfig {
     /// An entry the group handed to workers more than this many times without an outcome (each
     /// holder stopped before finishing it) is dead-lettered instead of sent again.
     pub max_claims: u64,
+    /// How long a connection-slot lease lasts unless renewed (renewed every third of it). A
+    /// holder that cannot renew stops sending on the slot before this runs out.
+    pub lease_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +202,20 @@ pub struct LogConfig {
 }
 
 impl GatewayConfig {
+    /// The first channel: messages that name none go out on it.
+    pub fn default_channel(&self) -> &ChannelConfig {
+        &self.channels[0]
+    }
+
+    /// The channel a message names (`None` or empty: the default); `None` for a name no channel
+    /// has.
+    pub fn channel(&self, name: Option<&str>) -> Option<&ChannelConfig> {
+        match name.filter(|n| !n.is_empty()) {
+            None => Some(self.default_channel()),
+            Some(name) => self.channels.iter().find(|c| c.name == name),
+        }
+    }
+
     /// Reads `path`, applies the process environment's `CMPP_GATEWAY_*` overrides and validates.
     /// Also warns about `CMPP_GATEWAY_*` variables that match no key.
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
@@ -229,6 +249,7 @@ impl GatewayConfig {
         let check = Check {
             raw: &raw,
             file: source,
+            scope: None,
         };
         let config = check.build(env, &mut warnings)?;
         Ok(GatewayConfig { warnings, ..config })
@@ -239,13 +260,18 @@ impl GatewayConfig {
 struct Check<'a> {
     raw: &'a RawConfig,
     file: &'a str,
+    /// `channels[i]` while one channel's keys are checked: errors name the key in it.
+    scope: Option<String>,
 }
 
 impl Check<'_> {
     fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             origin: self.raw.origin(key, self.file),
-            key: key.to_string(),
+            key: match &self.scope {
+                Some(scope) => format!("{scope}.{key}"),
+                None => key.to_string(),
+            },
             message: message.into(),
         }
     }
@@ -414,11 +440,78 @@ impl Check<'_> {
         Ok(())
     }
 
-    fn build(
+    /// The channels: each object of `channels` overlaid on the top-level keys, or the top-level
+    /// keys alone as the one channel `default`.
+    fn channels(&self, warnings: &mut Vec<String>) -> Result<Vec<ChannelConfig>, ConfigError> {
+        let Some(list) = &self.raw.channels else {
+            return Ok(vec![self.channel(DEFAULT_CHANNEL, warnings)?]);
+        };
+        if list.0.is_empty() {
+            return Err(self.err("channels", "must list at least one channel"));
+        }
+        let mut channels: Vec<ChannelConfig> = Vec::with_capacity(list.0.len());
+        for (i, object) in list.0.iter().enumerate() {
+            let scope = format!("channels[{i}]");
+            let name = match object.get("name") {
+                Some(serde_json::Value::String(name)) => name.clone(),
+                _ => {
+                    return Err(
+                        self.err(&format!("{scope}.name"), "required (a string) but missing")
+                    );
+                }
+            };
+            channel::check_name(&name).map_err(|m| self.err(&format!("{scope}.name"), m))?;
+            if channels.iter().any(|c| c.name == name) {
+                return Err(self.err(
+                    &format!("{scope}.name"),
+                    format!("channel {name:?} is listed twice"),
+                ));
+            }
+            let mut overlay = self.raw.clone();
+            overlay.channels = None;
+            for (key, value) in object {
+                let key = match key.as_str() {
+                    "name" => continue,
+                    "rate_per_connection" => "rate",
+                    other => other,
+                };
+                if !channel::CHANNEL_KEYS.contains(&key) {
+                    return Err(self.err(
+                        &format!("{scope}.{key}"),
+                        format!(
+                            "not a channel key (a channel may set name, rate_per_connection, {})",
+                            channel::CHANNEL_KEYS.join(", ")
+                        ),
+                    ));
+                }
+                if value.is_null() {
+                    continue;
+                }
+                overlay
+                    .set(
+                        key,
+                        value::Input::Json(value),
+                        Origin::File(self.file.to_string()),
+                    )
+                    .map_err(|m| self.err(&format!("{scope}.{key}"), m))?;
+            }
+            let check = Check {
+                raw: &overlay,
+                file: self.file,
+                scope: Some(scope),
+            };
+            channels.push(check.channel(&name, warnings)?);
+        }
+        Ok(channels)
+    }
+
+    /// One channel from the keys in `self.raw`: its account, its link and what goes into its
+    /// SUBMITs.
+    fn channel(
         &self,
-        env: &dyn Fn(&str) -> Option<String>,
+        name: &str,
         warnings: &mut Vec<String>,
-    ) -> Result<GatewayConfig, ConfigError> {
+    ) -> Result<ChannelConfig, ConfigError> {
         let raw = self.raw;
 
         // Account.
@@ -576,6 +669,33 @@ impl Check<'_> {
             max_recipients,
             msisdn,
         };
+
+        let max_connections = self.int("max_connections", raw.max_connections, 1, 1, 256)? as u32;
+        let connections_per_instance = self.int(
+            "connections_per_instance",
+            raw.connections_per_instance,
+            u64::from(max_connections),
+            0,
+            u64::from(max_connections),
+        )? as u32;
+        Ok(ChannelConfig {
+            name: name.to_string(),
+            link,
+            message,
+            max_connections,
+            connections_per_instance,
+            stream: String::new(), // once the key prefix is known
+        })
+    }
+
+    fn build(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<GatewayConfig, ConfigError> {
+        let raw = self.raw;
+
+        let channels = self.channels(warnings)?;
 
         // HTTP.
         let ip = self.ip("http_host", raw.http_host.as_deref().unwrap_or("0.0.0.0"))?;
@@ -797,17 +917,25 @@ impl Check<'_> {
                 true,
             )?,
             max_claims: self.int("max_claims", raw.max_claims, 5, 2, 1_000)?,
+            lease_ttl: self.dur("lease_ttl", raw.lease_ttl, Duration::from_secs(10), true)?,
         };
+        if worker.lease_ttl < Duration::from_secs(1) {
+            return Err(self.err("lease_ttl", "must be at least 1s"));
+        }
 
         let log = LogConfig {
             debug: raw.debug.unwrap_or(false),
             json: raw.log_json.unwrap_or(false),
         };
 
+        let keys = crate::store::Keys::new(&redis.key_prefix);
+        let mut channels = channels;
+        for (i, channel) in channels.iter_mut().enumerate() {
+            channel.stream = keys.outbound_stream(&channel.name, i == 0);
+        }
         Ok(GatewayConfig {
             source: self.file.to_string(),
-            link,
-            message,
+            channels,
             http,
             redis,
             store,
@@ -821,7 +949,12 @@ impl Check<'_> {
 
     /// `config.json: key "x"` or `environment CMPP_GATEWAY_X`, for warnings.
     fn place(&self, key: &str) -> String {
-        match self.raw.origin(key, self.file) {
+        let origin = self.raw.origin(key, self.file);
+        let key = match &self.scope {
+            Some(scope) => format!("{scope}.{key}"),
+            None => key.to_string(),
+        };
+        match origin {
             Origin::File(file) => format!("{file}: key {key:?}"),
             Origin::Env(var) => format!("environment {var}"),
         }
@@ -871,13 +1004,18 @@ mod tests {
     #[test]
     fn defaults_of_a_minimal_file() {
         let c = load(MIN).unwrap();
-        assert_eq!(c.link.addr, "127.0.0.1:7890");
+        assert_eq!(c.default_channel().link.addr, "127.0.0.1:7890");
         assert_eq!(c.http.bind, "0.0.0.0:8000".parse().unwrap());
         assert_eq!(c.redis.url.expose(), "redis://127.0.0.1:6379/0");
-        assert_eq!(c.message.service_id, "");
-        assert!(c.message.msisdn.is_match("13800138000"));
-        assert!(c.message.msisdn.is_match("+8613800138000"));
-        assert!(!c.message.msisdn.is_match("12800138000"));
+        assert_eq!(c.default_channel().message.service_id, "");
+        assert!(c.default_channel().message.msisdn.is_match("13800138000"));
+        assert!(
+            c.default_channel()
+                .message
+                .msisdn
+                .is_match("+8613800138000")
+        );
+        assert!(!c.default_channel().message.msisdn.is_match("12800138000"));
         assert!(
             c.worker
                 .consumer
@@ -914,14 +1052,14 @@ mod tests {
             r#""cmpp_host":"::1","http_host":"::1","redis_host":"::1""#,
         ))
         .unwrap();
-        assert_eq!(c.link.addr, "[::1]:7890");
+        assert_eq!(c.default_channel().link.addr, "[::1]:7890");
         assert_eq!(c.http.bind, "[::1]:8000".parse().unwrap());
         assert_eq!(c.redis.url.expose(), "redis://[::1]:6379/0");
         let c = load(&with(
             r#""cmpp_host":"ismg.example.com","http_host":"LOCALHOST""#,
         ))
         .unwrap();
-        assert_eq!(c.link.addr, "ismg.example.com:7890");
+        assert_eq!(c.default_channel().link.addr, "ismg.example.com:7890");
         assert_eq!(c.http.bind.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
         for (json, key) in [
             (r#""cmpp_host":"0.0.0.0""#, "cmpp_host"),

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::errors::HttpError;
 use super::models::{Accepted, AcceptedMessage, SendRequest};
 use super::state::HttpState;
-use crate::config::MessageConfig;
+use crate::config::{ChannelConfig, GatewayConfig, MessageConfig};
 use crate::message::{
     Invalid, InvalidKind, OutboundMessage, check_caller_id, new_message_id, recipient_id,
 };
@@ -98,7 +98,33 @@ pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Bat
 
 /// Checks the backlog, then enqueues the whole batch. Answers only after Redis has it; a 503
 /// carries the id to retry with ([`HttpError::NotConfirmed`]).
-pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpError> {
+/// The channel a request names: the default when it names none, a 422 for a name no channel
+/// has.
+pub fn channel_of<'c>(
+    config: &'c GatewayConfig,
+    request: &SendRequest,
+) -> Result<&'c ChannelConfig, HttpError> {
+    let name = request.template.channel.as_deref();
+    config.channel(name).ok_or_else(|| {
+        let known: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();
+        Invalid::unprocessable(
+            "channel",
+            format!(
+                "unknown channel {:?}; this gateway has {}",
+                name.unwrap_or_default(),
+                known.join(", ")
+            ),
+        )
+        .into()
+    })
+}
+
+/// Enqueues on `channel`'s stream.
+pub async fn enqueue(
+    state: &HttpState,
+    channel: &ChannelConfig,
+    batch: &Batch,
+) -> Result<Outcome, HttpError> {
     let not_confirmed = |maybe_enqueued| {
         move |cause: HttpError| match cause {
             HttpError::Unavailable | HttpError::BacklogFull => HttpError::NotConfirmed {
@@ -109,13 +135,17 @@ pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpEr
             other => other,
         }
     };
-    state.check_backlog().await.map_err(not_confirmed(false))?;
+    state
+        .check_backlog(&channel.stream)
+        .await
+        .map_err(not_confirmed(false))?;
     let answer = serde_json::to_string(&batch.answer).map_err(|_| HttpError::Internal)?;
     let store = state.store().map_err(not_confirmed(false))?;
     let enqueued = state
         .store_call(
             "enqueue",
             store.enqueue(
+                &channel.stream,
                 &batch.messages,
                 batch.store_answer.then_some(batch.idempotency.as_str()),
                 &answer,
@@ -125,7 +155,7 @@ pub async fn enqueue(state: &HttpState, batch: &Batch) -> Result<Outcome, HttpEr
         .map_err(not_confirmed(true))?;
     Ok(match enqueued {
         Enqueued::Added(body) => {
-            state.note_enqueued(batch.messages.len());
+            state.note_enqueued(&channel.stream, batch.messages.len());
             let accepted = &state.metrics().families.http_accepted;
             accepted.inc_by(batch.messages.len() as u64);
             tracing::debug!(messages = batch.messages.len(), "enqueued");
@@ -153,7 +183,9 @@ mod tests {
         let json = r#"{"user":"900001","password":"x","sms_accessno":"10690","cmpp_host":"127.0.0.1","cmpp_port":7890,"max_recipients":3}"#;
         GatewayConfig::from_str_with_env("t.json", json, &|_| None)
             .unwrap()
+            .default_channel()
             .message
+            .clone()
     }
 
     fn req(to: &[&str], id: Option<&str>) -> SendRequest {

@@ -124,8 +124,10 @@ async fn accept_one(
         id: None,
         template,
     };
-    let batch = accept::prepare(request, &state.config().message, now_ms())?;
-    accept::enqueue(state, &batch).await?;
+    // The original gateway's API knows one account: the default channel.
+    let channel = state.config().default_channel();
+    let batch = accept::prepare(request, &channel.message, now_ms())?;
+    accept::enqueue(state, channel, &batch).await?;
     Ok(batch.messages[0].id.clone())
 }
 

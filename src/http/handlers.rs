@@ -64,8 +64,9 @@ pub fn metrics(metrics: &Metrics) -> Response {
 /// `POST /v1/messages`.
 pub async fn send_messages(state: Arc<HttpState>, body: Bytes) -> Result<Response, HttpError> {
     let request = SendRequest::from_json(&body)?;
-    let batch = accept::prepare(request, &state.config().message, now_ms())?;
-    let outcome = accept::enqueue(&state, &batch).await?;
+    let channel = accept::channel_of(state.config(), &request)?;
+    let batch = accept::prepare(request, &channel.message, now_ms())?;
+    let outcome = accept::enqueue(&state, channel, &batch).await?;
     let mut resp = raw_json_response(StatusCode::ACCEPTED, outcome.body);
     if outcome.replayed {
         resp.headers_mut()

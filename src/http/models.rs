@@ -31,6 +31,7 @@ const FIELDS: &[&str] = &[
     "fee_type",
     "fee_code",
     "fee_user_type",
+    "channel",
 ];
 
 /// A `POST /v1/messages` body, shape-checked; values are checked by `OutboundMessage::validate`.
@@ -107,6 +108,7 @@ impl SendRequest {
         template.at = f.string("at")?;
         template.valid = f.string("valid")?;
         template.link_id = f.string("link_id")?;
+        template.channel = f.string("channel")?.filter(|c| !c.is_empty());
         template.fee_type = f.string("fee_type")?;
         template.fee_code = f.string("fee_code")?;
         template.fee_user_type = f

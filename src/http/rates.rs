@@ -98,7 +98,7 @@ pub async fn run_sampler(state: Arc<HttpState>, shutdown: CancellationToken) {
         () = state.wait_connected() => {}
         () = shutdown.cancelled() => return,
     }
-    let Some(link) = state.link().cloned() else {
+    let Some(link) = state.link() else {
         return;
     };
     let mut tick = tokio::time::interval(SAMPLE_EVERY);

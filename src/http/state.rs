@@ -4,6 +4,7 @@
 //! HTTP serves from the moment its port is bound, before Redis has answered: until the store
 //! and the link are [connected](HttpState::connect), every store call is "redis unavailable".
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use super::errors::HttpError;
 use super::rates::RateSampler;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
-use crate::session::Link;
+use crate::session::{Link, LinkSet};
 use crate::store::{Store, StoreError};
 
 /// A hard bound on any store call made for a request, on top of the store's own response
@@ -32,7 +33,7 @@ pub struct HttpState {
     store_deadline: Duration,
     /// The last measured backlog plus what this process enqueued since, and when it was measured.
     /// An async mutex: concurrent requests wait for one XINFO instead of each sending their own.
-    backlog: tokio::sync::Mutex<Option<(Instant, u64)>>,
+    backlog: tokio::sync::Mutex<HashMap<String, (Instant, u64)>>,
     rates: Mutex<RateSampler>,
     metrics: Arc<Metrics>,
 }
@@ -40,7 +41,8 @@ pub struct HttpState {
 /// What exists once Redis has answered.
 struct Backend {
     store: Store,
-    link: Option<Link>,
+    /// `None` on an instance without links (ingress only).
+    links: Option<LinkSet>,
 }
 
 impl HttpState {
@@ -53,7 +55,8 @@ impl HttpState {
         metrics: Arc<Metrics>,
     ) -> HttpState {
         let state = HttpState::starting(config, metrics);
-        state.connect(store, link);
+        let channel = state.config.default_channel().name.clone();
+        state.connect(store, link.map(|l| LinkSet::single(&channel, l)));
         state
     }
 
@@ -64,15 +67,15 @@ impl HttpState {
             connected: Notify::new(),
             config,
             store_deadline: STORE_DEADLINE,
-            backlog: tokio::sync::Mutex::new(None),
+            backlog: tokio::sync::Mutex::new(HashMap::new()),
             rates: Mutex::new(RateSampler::default()),
             metrics,
         }
     }
 
     /// Hands over the store (and the link) once Redis answered; later calls change nothing.
-    pub fn connect(&self, store: Store, link: Option<Link>) {
-        if self.backend.set(Backend { store, link }).is_ok() {
+    pub fn connect(&self, store: Store, links: Option<LinkSet>) {
+        if self.backend.set(Backend { store, links }).is_ok() {
             self.connected.notify_waiters();
         }
     }
@@ -118,8 +121,14 @@ impl HttpState {
         &self.config
     }
 
-    pub fn link(&self) -> Option<&Link> {
-        self.backend.get()?.link.as_ref()
+    /// The link shown for this process (see [`LinkSet::representative`]).
+    pub fn link(&self) -> Option<Link> {
+        self.backend.get()?.links.as_ref()?.representative()
+    }
+
+    /// Every link this process holds now; `None` on an instance without links.
+    pub fn links(&self) -> Option<&LinkSet> {
+        self.backend.get()?.links.as_ref()
     }
 
     pub(crate) fn rates(&self) -> &Mutex<RateSampler> {
@@ -151,12 +160,13 @@ impl HttpState {
     /// Refuses new work while the outbound backlog has reached `outbound_backlog_limit` (0 = no
     /// limit). Admission is by the backlog before the request, so a batch may overshoot the
     /// limit by at most its own size, and a batch larger than the limit is not refused forever.
-    pub(crate) async fn check_backlog(&self) -> Result<(), HttpError> {
+    /// The limit is per channel: one account that stopped sending does not refuse another's.
+    pub(crate) async fn check_backlog(&self, stream: &str) -> Result<(), HttpError> {
         let limit = self.store()?.config().outbound_backlog_limit;
         if limit == 0 {
             return Ok(());
         }
-        let backlog = self.backlog().await?;
+        let backlog = self.backlog(stream).await?;
         if backlog >= limit {
             tracing::info!(backlog, limit, "outbound backlog over limit");
             self.unavailable("backlog");
@@ -165,22 +175,22 @@ impl HttpState {
         Ok(())
     }
 
-    async fn backlog(&self) -> Result<u64, HttpError> {
+    async fn backlog(&self, stream: &str) -> Result<u64, HttpError> {
         let deadline = tokio::time::sleep(self.store_deadline);
         let mut cached = tokio::select! {
             guard = self.backlog.lock() => guard,
             () = deadline => return Err(HttpError::Unavailable),
         };
-        if let Some((at, value)) = *cached {
+        if let Some((at, value)) = cached.get(stream) {
             if at.elapsed() < BACKLOG_CACHE {
-                return Ok(value);
+                return Ok(*value);
             }
         }
         let group = &self.config.worker.group;
         let value = self
-            .store_call("backlog", self.store()?.backlog(group))
+            .store_call("backlog", self.store()?.backlog(stream, group))
             .await?;
-        *cached = Some((Instant::now(), value));
+        cached.insert(stream.to_owned(), (Instant::now(), value));
         Ok(value)
     }
 
@@ -191,9 +201,9 @@ impl HttpState {
 
     /// Counts what this process just added, so the cached backlog does not lag behind its own
     /// writes for up to a second. Skipped while a measurement is running (it will be fresher).
-    pub(crate) fn note_enqueued(&self, count: usize) {
+    pub(crate) fn note_enqueued(&self, stream: &str, count: usize) {
         if let Ok(mut cached) = self.backlog.try_lock() {
-            if let Some((_, value)) = cached.as_mut() {
+            if let Some((_, value)) = cached.get_mut(stream) {
                 *value += count as u64;
             }
         }

@@ -66,7 +66,7 @@ async fn stats(state: Arc<HttpState>) -> Result<Response, HttpError> {
     // not from the 503 check's cache, which may run up to a second ahead (it adds this
     // process's own enqueues): the card should show 0 once everything is sent.
     let (backlog, dead_letters, last_hour) = tokio::try_join!(
-        state.store_call("backlog", store.backlog(&state.config().worker.group)),
+        state.store_call("backlog", backlog(store, state.config())),
         state.store_call("dead letters", store.stream_len(&dead_letters)),
         state.store_call("hour counters", store.last_hour_outcomes()),
     )?;
@@ -80,8 +80,23 @@ async fn stats(state: Arc<HttpState>) -> Result<Response, HttpError> {
     Ok(json_response(StatusCode::OK, &stats))
 }
 
+/// Every channel's backlog, added up.
+async fn backlog(
+    store: &crate::store::Store,
+    config: &crate::config::GatewayConfig,
+) -> Result<u64, crate::store::StoreError> {
+    let group = &config.worker.group;
+    let mut total = 0;
+    for channel in &config.channels {
+        total += store.backlog(&channel.stream, group).await?;
+    }
+    Ok(total)
+}
+
 async fn send_config(state: Arc<HttpState>) -> Result<Response, HttpError> {
-    let message = &state.config().message;
+    // Segment limits are the same on every channel; the access number (and so the room left for
+    // src_ext) is the default channel's.
+    let message = &state.config().default_channel().message;
     let config = SendConfig {
         prefer_gbk: message.prefer_gbk,
         ascii_segment_chars: message.split.ascii_segment_chars,

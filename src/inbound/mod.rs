@@ -42,18 +42,21 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// `link` names the link in the metrics.
+    /// `labels` (link, channel, slot) name the connection in the metrics.
     pub fn new(
         store: Store,
         config: StoreConfig,
         metrics: Arc<Metrics>,
-        link: &str,
+        labels: [&str; 3],
         shutdown: CancellationToken,
     ) -> Receiver {
-        let store_failed = metrics
-            .families
-            .delivers_refused
-            .with_label_values(&[link, "store_failed"]);
+        let [link, channel, slot] = labels;
+        let store_failed = metrics.families.delivers_refused.with_label_values(&[
+            link,
+            channel,
+            slot,
+            "store_failed",
+        ]);
         Receiver {
             store,
             config: Arc::new(config),

@@ -40,6 +40,8 @@ pub struct OutboundMessage {
     pub fee_user_type: Option<u8>,
     /// When it was accepted, Unix milliseconds (the `ts` field).
     pub queued_at_ms: Option<u64>,
+    /// The channel (SP account) it goes out on; the default channel when absent.
+    pub channel: Option<String>,
 }
 
 impl OutboundMessage {
@@ -66,6 +68,7 @@ impl OutboundMessage {
             fee_code: None,
             fee_user_type: None,
             queued_at_ms: None,
+            channel: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl OutboundMessage {
             ("fee_code", self.fee_code.clone()),
             ("fee_user_type", self.fee_user_type.map(|v| v.to_string())),
             ("ts", self.queued_at_ms.map(|v| v.to_string())),
+            ("channel", self.channel.clone()),
         ];
         f.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         f
@@ -151,6 +155,7 @@ impl OutboundMessage {
                     )
                 }
                 "ts" => msg.queued_at_ms = value.parse().ok(),
+                "channel" => msg.channel = Some(value.to_owned()).filter(|c| !c.is_empty()),
                 _ => {}
             }
         }

@@ -41,6 +41,10 @@ pub struct Families {
     pub peer_heartbeats_answered: IntCounterVec,
     pub delivers: IntCounterVec,
     pub delivers_refused: IntCounterVec,
+    // Connection-slot leases (label `channel`).
+    pub leases_held: IntGaugeVec,
+    pub leases_allowed: IntGaugeVec,
+    pub lease_losses: IntCounterVec,
     // Receive path.
     pub reports: IntCounterVec,
     pub reports_unmatched: IntCounter,
@@ -74,23 +78,24 @@ pub struct Families {
 impl Families {
     pub(super) fn register(registry: &Registry) -> Families {
         let r = Registrar { registry };
-        let link = &["link"];
+        // Every link family names the link (SP_Id), its channel and its connection slot.
+        let link = &["link", "channel", "slot"];
         let f = Families {
             link_up: r.gauges("cmpp_link_up", "1 while the CMPP link is logged in", link),
             link_state: r.gauges(
                 "cmpp_link_state",
                 "1 for the link's current state",
-                &["link", "state"],
+                &["link", "channel", "slot", "state"],
             ),
             connect_attempts: r.counters(
                 "cmpp_link_connect_attempts_total",
                 "Login attempts by result",
-                &["link", "result"],
+                &["link", "channel", "slot", "result"],
             ),
             disconnects: r.counters(
                 "cmpp_link_disconnects_total",
                 "Established connections that ended, by reason",
-                &["link", "reason"],
+                &["link", "channel", "slot", "reason"],
             ),
             authenticator_mismatches: r.counters(
                 "cmpp_link_authenticator_mismatches_total",
@@ -110,7 +115,7 @@ impl Families {
             protocol_anomalies: r.counters(
                 "cmpp_link_protocol_anomalies_total",
                 "PDUs read although not as the spec says, or answered by their header alone",
-                &["link", "kind"],
+                &["link", "channel", "slot", "kind"],
             ),
             quarantined: r.counters(
                 "cmpp_link_quarantined_total",
@@ -141,7 +146,7 @@ impl Families {
             submits: r.counters(
                 "cmpp_link_submits_total",
                 "SUBMIT_RESPs by Result",
-                &["link", "result"],
+                &["link", "channel", "slot", "result"],
             ),
             flow_control: r.counters(
                 "cmpp_link_flow_control_total",
@@ -156,7 +161,7 @@ impl Families {
             request_timeouts: r.counters(
                 "cmpp_link_request_timeouts_total",
                 "Requests with no response after every send",
-                &["link", "command"],
+                &["link", "channel", "slot", "command"],
             ),
             heartbeats_sent: r.counters(
                 "cmpp_link_heartbeats_sent_total",
@@ -181,12 +186,27 @@ impl Families {
             delivers: r.counters(
                 "cmpp_delivers_total",
                 "DELIVERs received, by kind",
-                &["link", "kind"],
+                &["link", "channel", "slot", "kind"],
             ),
             delivers_refused: r.counters(
                 "cmpp_delivers_refused_total",
                 "DELIVERs answered non-zero so the ISMG resends them",
-                &["link", "reason"],
+                &["link", "channel", "slot", "reason"],
+            ),
+            leases_held: r.gauges(
+                "cmpp_leases_held",
+                "Connection slots of the channel this instance holds a lease on",
+                &["channel"],
+            ),
+            leases_allowed: r.gauges(
+                "cmpp_channel_max_connections",
+                "Connections the carrier allows the channel across all instances (K)",
+                &["channel"],
+            ),
+            lease_losses: r.counters(
+                "cmpp_lease_losses_total",
+                "Leases this instance lost (not renewed in time, or taken) while holding them",
+                &["channel"],
             ),
             reports: r.counters(
                 "cmpp_reports_total",
@@ -317,7 +337,14 @@ impl Families {
         for complete in ["true", "false"] {
             self.mo_messages.with_label_values(&[complete]);
         }
-        for outcome in ["submitted", "failed", "dead", "skipped", "duplicate"] {
+        for outcome in [
+            "submitted",
+            "failed",
+            "dead",
+            "skipped",
+            "duplicate",
+            "forwarded",
+        ] {
             self.worker_messages.with_label_values(&[outcome]);
         }
         for status in ["failed", "dead"] {

@@ -27,7 +27,7 @@ const CONNECT_RESULTS: [ConnectOutcome; 9] = [
     ConnectOutcome::VersionMismatch,
     ConnectOutcome::Protocol,
 ];
-const DISCONNECT_REASONS: [DisconnectReason; 7] = [
+const DISCONNECT_REASONS: [DisconnectReason; 8] = [
     DisconnectReason::PeerClosed,
     DisconnectReason::PeerTerminated,
     DisconnectReason::Malformed,
@@ -35,6 +35,7 @@ const DISCONNECT_REASONS: [DisconnectReason; 7] = [
     DisconnectReason::WriteStalled,
     DisconnectReason::Io,
     DisconnectReason::Shutdown,
+    DisconnectReason::LeaseLost,
 ];
 /// SUBMIT_RESP Results counted by value (the spec defines 0–13); the rest are `other`.
 const NAMED_RESULTS: u32 = 14;
@@ -42,7 +43,8 @@ const TIMEOUT_COMMANDS: [&str; 5] = ["submit", "active_test", "query", "cancel",
 
 pub struct LinkMetrics {
     metrics: Arc<Metrics>,
-    link: String,
+    /// link (SP_Id), channel, slot.
+    labels: [String; 3],
     up: IntGauge,
     in_flight: IntGauge,
     rtt: Histogram,
@@ -60,26 +62,39 @@ pub struct LinkMetrics {
 }
 
 impl LinkMetrics {
-    /// `link` names the link in every series (the CMPP account); `window` is its W.
-    pub fn new(metrics: Arc<Metrics>, link: &str, window: usize) -> LinkMetrics {
+    /// `link` (the CMPP account), `channel` and `slot` name the connection in every series;
+    /// `window` is its W.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        link: &str,
+        channel: &str,
+        slot: u32,
+        window: usize,
+    ) -> LinkMetrics {
         let f = &metrics.families;
-        let l = &[link];
+        let slot = slot.to_string();
+        let slot = slot.as_str();
+        let l = &[link, channel, slot];
         f.window_size.with_label_values(l).set(window as i64);
         for state in LinkState::ALL {
-            f.link_state.with_label_values(&[link, state.as_str()]);
+            f.link_state
+                .with_label_values(&[link, channel, slot, state.as_str()]);
         }
         for outcome in CONNECT_RESULTS {
             f.connect_attempts
-                .with_label_values(&[link, outcome.as_str()]);
+                .with_label_values(&[link, channel, slot, outcome.as_str()]);
         }
         for reason in DISCONNECT_REASONS {
-            f.disconnects.with_label_values(&[link, reason.as_str()]);
+            f.disconnects
+                .with_label_values(&[link, channel, slot, reason.as_str()]);
         }
         for command in TIMEOUT_COMMANDS {
-            f.request_timeouts.with_label_values(&[link, command]);
+            f.request_timeouts
+                .with_label_values(&[link, channel, slot, command]);
         }
         for kind in ANOMALY_KINDS {
-            f.protocol_anomalies.with_label_values(&[link, kind]);
+            f.protocol_anomalies
+                .with_label_values(&[link, channel, slot, kind]);
         }
         f.quarantined.with_label_values(l);
         f.reconnect_delay.with_label_values(l);
@@ -87,26 +102,36 @@ impl LinkMetrics {
         f.malformed_pdus.with_label_values(l);
         f.unexpected_pdus.with_label_values(l);
         f.delivers_refused
-            .with_label_values(&[link, "store_failed"]);
+            .with_label_values(&[link, channel, slot, "store_failed"]);
         let child = |family: &prometheus::IntCounterVec| family.with_label_values(l);
         let observer = LinkMetrics {
-            link: link.to_owned(),
+            labels: [link.to_owned(), channel.to_owned(), slot.to_owned()],
             up: f.link_up.with_label_values(l),
             in_flight: f.window_in_flight.with_label_values(l),
             rtt: f.submit_rtt.with_label_values(l),
             submits: (0..NAMED_RESULTS)
-                .map(|r| f.submits.with_label_values(&[link, &r.to_string()]))
+                .map(|r| {
+                    f.submits
+                        .with_label_values(&[link, channel, slot, &r.to_string()])
+                })
                 .collect(),
-            submits_other: f.submits.with_label_values(&[link, "other"]),
+            submits_other: f.submits.with_label_values(&[link, channel, slot, "other"]),
             flow_control: child(&f.flow_control),
             retransmits: child(&f.retransmits),
             heartbeats_sent: child(&f.heartbeats_sent),
             heartbeats_answered: child(&f.heartbeats_answered),
             heartbeats_missed: child(&f.heartbeats_missed),
             peer_heartbeats_answered: child(&f.peer_heartbeats_answered),
-            delivers_report: f.delivers.with_label_values(&[link, "report"]),
-            delivers_mo: f.delivers.with_label_values(&[link, "mo"]),
-            delivers_queue_full: f.delivers_refused.with_label_values(&[link, "queue_full"]),
+            delivers_report: f
+                .delivers
+                .with_label_values(&[link, channel, slot, "report"]),
+            delivers_mo: f.delivers.with_label_values(&[link, channel, slot, "mo"]),
+            delivers_queue_full: f.delivers_refused.with_label_values(&[
+                link,
+                channel,
+                slot,
+                "queue_full",
+            ]),
             metrics: metrics.clone(),
         };
         observer.set_state(LinkState::Connecting);
@@ -117,14 +142,20 @@ impl LinkMetrics {
         let f = &self.metrics.families;
         for state in LinkState::ALL {
             f.link_state
-                .with_label_values(&[&self.link, state.as_str()])
+                .with_label_values(&self.with(state.as_str()))
                 .set(i64::from(state == current));
         }
         self.up.set(i64::from(current == LinkState::Up));
     }
 
     fn labelled(&self, family: &prometheus::IntCounterVec, value: &str) -> IntCounter {
-        family.with_label_values(&[&self.link, value])
+        family.with_label_values(&self.with(value))
+    }
+
+    /// The connection's labels and one more value.
+    fn with<'a>(&'a self, value: &'a str) -> [&'a str; 4] {
+        let [link, channel, slot] = &self.labels;
+        [link, channel, slot, value]
     }
 }
 
@@ -148,7 +179,7 @@ impl LinkObserver for LinkMetrics {
             }
             LinkEvent::AuthenticatorMismatch => f
                 .authenticator_mismatches
-                .with_label_values(&[&self.link])
+                .with_label_values(&self.labels)
                 .inc(),
             LinkEvent::Disconnected { reason } => {
                 self.labelled(&f.disconnects, reason.as_str()).inc()
@@ -181,15 +212,15 @@ impl LinkObserver for LinkMetrics {
             LinkEvent::DeliverReceived { report: true } => self.delivers_report.inc(),
             LinkEvent::DeliverReceived { report: false } => self.delivers_mo.inc(),
             LinkEvent::DeliverRefused => self.delivers_queue_full.inc(),
-            LinkEvent::MalformedPdu => f.malformed_pdus.with_label_values(&[&self.link]).inc(),
+            LinkEvent::MalformedPdu => f.malformed_pdus.with_label_values(&self.labels).inc(),
             LinkEvent::ProtocolAnomaly { kind } => self.labelled(&f.protocol_anomalies, kind).inc(),
-            LinkEvent::Quarantined { .. } => f.quarantined.with_label_values(&[&self.link]).inc(),
+            LinkEvent::Quarantined { .. } => f.quarantined.with_label_values(&self.labels).inc(),
             LinkEvent::ReconnectScheduled { delay } => f
                 .reconnect_delay
-                .with_label_values(&[&self.link])
+                .with_label_values(&self.labels)
                 .set(delay.as_secs_f64()),
             LinkEvent::UnexpectedPdu { .. } => {
-                f.unexpected_pdus.with_label_values(&[&self.link]).inc()
+                f.unexpected_pdus.with_label_values(&self.labels).inc()
             }
             LinkEvent::InFlight { count } => self.in_flight.set(*count as i64),
         }
@@ -205,7 +236,7 @@ mod tests {
     #[test]
     fn events_move_the_series_of_their_link() {
         let metrics = Arc::new(Metrics::new());
-        let link = LinkMetrics::new(metrics.clone(), "900001", 16);
+        let link = LinkMetrics::new(metrics.clone(), "900001", "default", 0, 16);
         link.on_event(&LinkEvent::StateChanged {
             state: LinkState::Up,
         });
@@ -225,17 +256,17 @@ mod tests {
         });
         let text = metrics.render();
         for line in [
-            r#"cmpp_link_up{link="900001"} 1"#,
-            r#"cmpp_link_state{link="900001",state="up"} 1"#,
-            r#"cmpp_link_state{link="900001",state="connecting"} 0"#,
-            r#"cmpp_link_submits_total{link="900001",result="8"} 1"#,
-            r#"cmpp_link_submits_total{link="900001",result="other"} 1"#,
-            r#"cmpp_link_submits_total{link="900001",result="0"} 0"#,
-            r#"cmpp_link_window_in_flight{link="900001"} 5"#,
-            r#"cmpp_link_window_size{link="900001"} 16"#,
-            r#"cmpp_link_request_timeouts_total{command="submit",link="900001"} 1"#,
-            r#"cmpp_link_submit_rtt_seconds_count{link="900001"} 2"#,
-            r#"cmpp_link_disconnects_total{link="900001",reason="heartbeat_lost"} 0"#,
+            r#"cmpp_link_up{channel="default",link="900001",slot="0"} 1"#,
+            r#"cmpp_link_state{channel="default",link="900001",slot="0",state="up"} 1"#,
+            r#"cmpp_link_state{channel="default",link="900001",slot="0",state="connecting"} 0"#,
+            r#"cmpp_link_submits_total{channel="default",link="900001",result="8",slot="0"} 1"#,
+            r#"cmpp_link_submits_total{channel="default",link="900001",result="other",slot="0"} 1"#,
+            r#"cmpp_link_submits_total{channel="default",link="900001",result="0",slot="0"} 0"#,
+            r#"cmpp_link_window_in_flight{channel="default",link="900001",slot="0"} 5"#,
+            r#"cmpp_link_window_size{channel="default",link="900001",slot="0"} 16"#,
+            r#"cmpp_link_request_timeouts_total{channel="default",command="submit",link="900001",slot="0"} 1"#,
+            r#"cmpp_link_submit_rtt_seconds_count{channel="default",link="900001",slot="0"} 2"#,
+            r#"cmpp_link_disconnects_total{channel="default",link="900001",reason="heartbeat_lost",slot="0"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

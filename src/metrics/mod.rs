@@ -80,6 +80,14 @@ impl Metrics {
     }
 
     /// An entry whose message id belongs to another entry: dead-lettered, not sent.
+    /// An entry that named another channel, moved to that channel's stream.
+    pub fn worker_forwarded(&self) {
+        self.families
+            .worker_messages
+            .with_label_values(&["forwarded"])
+            .inc();
+    }
+
     pub fn worker_duplicate(&self) {
         let f = &self.families;
         f.worker_messages.with_label_values(&["duplicate"]).inc();

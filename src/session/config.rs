@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::protocol::{MAX_PDU_LEN, Version};
 use crate::secret::Secret;
 
+use super::fence::Fence;
+
 /// How to treat the ISMG's AuthenticatorISMG in CONNECT_RESP (many ISMGs send a wrong one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +72,9 @@ pub struct LinkConfig {
     pub max_frame_len: u32,
     /// Graceful close: how long to wait for in-flight responses before TERMINATE.
     pub close_timeout: Duration,
+    /// The lease of the connection slot this link sends on: nothing is written, and no new
+    /// connection is made, once it is closed. `None`: no lease (a link used on its own).
+    pub fence: Option<Fence>,
 }
 
 impl LinkConfig {
@@ -95,6 +100,7 @@ impl LinkConfig {
             deliver_queue: 1024,
             max_frame_len: MAX_PDU_LEN,
             close_timeout: Duration::from_secs(10),
+            fence: None,
         }
     }
 }

@@ -183,7 +183,12 @@ impl<'a> Connection<'a> {
     /// Runs until the connection ends; returns why.
     pub(crate) async fn run(mut self) -> DisconnectReason {
         let reason = self.serve().await;
-        if reason == DisconnectReason::Shutdown || self.closing.is_some() {
+        // After a lost lease the requests go back to the worker: the slot is someone else's.
+        if matches!(
+            reason,
+            DisconnectReason::Shutdown | DisconnectReason::LeaseLost
+        ) || self.closing.is_some()
+        {
             self.give_back_everything_waiting();
         } else {
             self.hand_over_to_next_connection(reason);
@@ -298,6 +303,12 @@ impl<'a> Connection<'a> {
     async fn flush(&mut self) -> Result<(), DisconnectReason> {
         if self.out.is_empty() {
             return Ok(());
+        }
+        // Checked at the last moment before the bytes go out: a process paused after it built
+        // them must not send them once another instance may hold the slot.
+        if self.config().fence.as_ref().is_some_and(|f| !f.is_open()) {
+            self.out.clear();
+            return Err(DisconnectReason::LeaseLost);
         }
         let limit = self.config().response_timeout;
         match timeout(limit, self.writer.write_all(&self.out)).await {

@@ -92,6 +92,8 @@ pub enum DisconnectReason {
     Io,
     /// We closed it (graceful shutdown).
     Shutdown,
+    /// The slot's lease ended: nothing more may be written on it.
+    LeaseLost,
 }
 
 impl DisconnectReason {
@@ -104,6 +106,7 @@ impl DisconnectReason {
             DisconnectReason::WriteStalled => "write_stalled",
             DisconnectReason::Io => "io_error",
             DisconnectReason::Shutdown => "shutdown",
+            DisconnectReason::LeaseLost => "lease_lost",
         }
     }
 }

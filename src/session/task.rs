@@ -48,6 +48,12 @@ pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
         if shared.shutdown.is_cancelled() {
             break;
         }
+        // Logging in on a slot whose lease has ended would make one connection too many.
+        if shared.config.fence.as_ref().is_some_and(|f| !f.is_open()) {
+            tracing::warn!(link = %shared.config.addr, "the connection slot's lease has ended; not connecting");
+            shared.shutdown.cancelled().await;
+            break;
+        }
         set_state(
             &shared,
             LinkState::Connecting,
@@ -68,6 +74,12 @@ pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
                 let reason = Connection::new(&mut shared, transport).run().await;
                 shared.events.emit(LinkEvent::Disconnected { reason });
                 if reason == DisconnectReason::Shutdown {
+                    break;
+                }
+                if reason == DisconnectReason::LeaseLost {
+                    tracing::warn!(link = %shared.config.addr, "the connection slot's lease ended; the link stops sending on it");
+                    set_state(&shared, LinkState::Down, "lease lost".into());
+                    shared.shutdown.cancelled().await;
                     break;
                 }
                 set_state(

@@ -8,9 +8,8 @@ use prometheus::IntCounter;
 use redis::Script;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamPendingCountReply;
-use tokio::sync::Mutex;
 
-use super::outbound_entry::{OutboundEntry, parse_autoclaim_reply, parse_read_reply};
+use super::outbound_entry::{OutboundEntry, parse_read_reply};
 use super::{Store, StoreError, connect, now_ms};
 use crate::config::{RedisConfig, WorkerConfig};
 
@@ -54,11 +53,11 @@ pub struct SegmentRecord {
 
 pub struct Consumer {
     pub(super) store: Store,
+    /// The channel's outbound stream this consumer reads.
+    stream: String,
     /// A connection of its own: a blocking XREADGROUP holds a multiplexed connection.
     blocking: ConnectionManager,
     config: WorkerConfig,
-    /// Where the next XAUTOCLAIM scan starts.
-    claim_cursor: Mutex<String>,
     /// Counts Msg_Ids the ISMG gave that another message already holds.
     msg_id_duplicates: Option<IntCounter>,
     /// Such a repeat is logged at warn once (a peer that repeats one does it for every submit).
@@ -70,14 +69,15 @@ impl Consumer {
         store: &Store,
         redis: &RedisConfig,
         config: WorkerConfig,
+        stream: String,
     ) -> Result<Consumer, StoreError> {
         // The response timeout must outlast BLOCK, or every idle read would fail as a timeout.
         let blocking = connect(redis, config.block + redis.timeout).await?;
         Ok(Consumer {
             store: store.clone(),
+            stream,
             blocking,
             config,
-            claim_cursor: Mutex::new("0-0".to_owned()),
             msg_id_duplicates: None,
             msg_id_duplicate_logged: AtomicBool::new(false),
         })
@@ -93,9 +93,14 @@ impl Consumer {
         &self.config
     }
 
+    /// The store this consumer writes through.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The outbound stream this consumer reads.
-    pub(super) fn stream(&self) -> String {
-        self.store.keys.outbound()
+    pub fn stream(&self) -> &str {
+        &self.stream
     }
 
     /// Creates the group if missing, reading from the stream's start so entries added before
@@ -103,7 +108,7 @@ impl Consumer {
     pub async fn ensure_group(&self) -> Result<(), StoreError> {
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
-            .arg(self.store.keys.outbound())
+            .arg(&self.stream)
             .arg(&self.config.group)
             .arg("0")
             .arg("MKSTREAM")
@@ -126,33 +131,11 @@ impl Consumer {
             .arg("BLOCK")
             .arg(self.config.block.as_millis() as u64)
             .arg("STREAMS")
-            .arg(self.store.keys.outbound())
+            .arg(&self.stream)
             .arg(">")
             .query_async(&mut self.blocking.clone())
             .await?;
         parse_read_reply(&reply)
-    }
-
-    /// Entries another consumer took and left unacknowledged for longer than `reclaim_idle`.
-    /// The flag is true while the scan has not reached the end of the pending list: call again
-    /// soon, or a large crash leftover would take many reclaim periods.
-    pub async fn reclaim(&self, count: usize) -> Result<(Vec<OutboundEntry>, bool), StoreError> {
-        let mut cursor = self.claim_cursor.lock().await;
-        let reply: redis::Value = redis::cmd("XAUTOCLAIM")
-            .arg(self.store.keys.outbound())
-            .arg(&self.config.group)
-            .arg(&self.config.consumer)
-            .arg(self.config.reclaim_idle.as_millis() as u64)
-            .arg(cursor.as_str())
-            .arg("COUNT")
-            .arg(count.max(1))
-            .query_async(&mut self.store.conn())
-            .await?;
-        let (next, mut entries) = parse_autoclaim_reply(&reply)?;
-        *cursor = next;
-        let more = cursor.as_str() != "0-0";
-        self.count_deliveries(&mut entries).await?;
-        Ok((entries, more))
     }
 
     /// Sets each claimed entry's delivery count from the group's pending list (XAUTOCLAIM does
@@ -167,7 +150,7 @@ impl Consumer {
         let mut pipe = redis::pipe();
         for entry in entries.iter() {
             pipe.cmd("XPENDING")
-                .arg(self.store.keys.outbound())
+                .arg(&self.stream)
                 .arg(&self.config.group)
                 .arg(&entry.stream_id)
                 .arg(&entry.stream_id)
@@ -312,7 +295,7 @@ impl Consumer {
 
     /// See [`Store::trim_outbound`].
     pub async fn trim_acknowledged(&self) -> Result<u64, StoreError> {
-        self.store.trim_outbound().await
+        self.store.trim_outbound(&self.stream).await
     }
 
     pub async fn ack(&self, stream_ids: &[String]) -> Result<(), StoreError> {
@@ -320,7 +303,7 @@ impl Consumer {
             return Ok(());
         }
         let _: u64 = redis::cmd("XACK")
-            .arg(self.store.keys.outbound())
+            .arg(&self.stream)
             .arg(&self.config.group)
             .arg(stream_ids)
             .query_async(&mut self.store.conn())

@@ -12,9 +12,26 @@ impl Keys {
         }
     }
 
-    /// Outbound stream: send requests, from HTTP or any application.
+    /// The default channel's outbound stream: send requests, from HTTP or any application.
     pub fn outbound(&self) -> String {
         format!("{}:mt", self.prefix)
+    }
+
+    /// A channel's outbound stream: the default channel keeps `{prefix}:mt` (what applications
+    /// XADD to without naming a channel), every other one has `{prefix}:mt:{<name>}`, the name
+    /// in braces so a Redis Cluster keeps the channel's keys in one slot.
+    pub fn outbound_stream(&self, channel: &str, default: bool) -> String {
+        if default {
+            self.outbound()
+        } else {
+            format!("{}:mt:{{{channel}}}", self.prefix)
+        }
+    }
+
+    /// The counter of concatenation references for long messages to one recipient on one
+    /// channel, so two instances never give one phone two long messages with one reference.
+    pub fn reference_counter(&self, channel: &str, to: &str) -> String {
+        format!("{}:ref:{{{channel}}}:{to}", self.prefix)
     }
 
     /// Messages that failed for good, with the reason.

@@ -8,6 +8,7 @@ mod browse;
 mod consumer;
 mod counters;
 mod dead_letter;
+mod forward;
 mod held_reports;
 mod index;
 mod keys;
@@ -16,6 +17,7 @@ mod mo;
 mod orphans;
 mod outbound;
 mod outbound_entry;
+mod references;
 mod reports;
 mod sample;
 mod scripts;
@@ -38,6 +40,7 @@ pub use lease::{Lease, parse_holder};
 pub use mo::{MoEntry, MoOutcome, MoSweep};
 pub use outbound::{Enqueued, GroupBacklog};
 pub use outbound_entry::OutboundEntry;
+pub use references::NeedsReference;
 pub use reports::{ReportOutcome, WhenUnmapped};
 pub use sample::StreamSample;
 pub use state::{MessageState, MessageStatus, MessageSummary, SegmentState};
@@ -195,7 +198,8 @@ pub(crate) mod testing {
         let store = Store::connect(&config.redis, config.store.clone())
             .await
             .expect("store connects");
-        let consumer = Consumer::new(&store, &config.redis, config.worker.clone())
+        let stream = config.default_channel().stream.clone();
+        let consumer = Consumer::new(&store, &config.redis, config.worker.clone(), stream)
             .await
             .expect("consumer connects");
         consumer.ensure_group().await.expect("group created");

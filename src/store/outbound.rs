@@ -40,6 +40,7 @@ impl Store {
     /// request's, or a direct XADD's) adds nothing either: a replay, answered with `answer`.
     pub async fn enqueue(
         &self,
+        stream: &str,
         messages: &[OutboundMessage],
         idempotency: Option<&str>,
         answer: &str,
@@ -49,7 +50,7 @@ impl Store {
             .unwrap_or_default();
         let mut invocation = ENQUEUE.prepare_invoke();
         invocation
-            .key(self.keys.outbound())
+            .key(stream)
             .key(idem_key)
             .key(self.keys.message_index())
             .arg(self.ttl_ms())
@@ -76,12 +77,12 @@ impl Store {
 
     /// Entries not yet taken by a consumer plus those taken and not acknowledged: the work
     /// waiting for the link. Before the group exists, the stream length.
-    pub async fn backlog(&self, group: &str) -> Result<u64, StoreError> {
-        match self.group_backlog(group).await? {
+    pub async fn backlog(&self, stream: &str, group: &str) -> Result<u64, StoreError> {
+        match self.group_backlog(stream, group).await? {
             Some(g) => Ok(g.lag + g.pending),
             None => {
                 let len: u64 = redis::cmd("XLEN")
-                    .arg(self.keys.outbound())
+                    .arg(stream)
                     .query_async(&mut self.conn())
                     .await?;
                 Ok(len)
@@ -91,9 +92,13 @@ impl Store {
 
     /// The consumer group's pending and lag on the outbound stream; `None` before the group
     /// (or the stream) exists.
-    pub async fn group_backlog(&self, group: &str) -> Result<Option<GroupBacklog>, StoreError> {
+    pub async fn group_backlog(
+        &self,
+        stream: &str,
+        group: &str,
+    ) -> Result<Option<GroupBacklog>, StoreError> {
         Ok(self
-            .outbound_groups()
+            .outbound_groups(stream)
             .await?
             .into_iter()
             .find(|g| g.name == group)
@@ -111,16 +116,16 @@ impl Store {
     /// second fell behind for good), so this trims in calls of [`TRIM_CALL_LIMIT`] until
     /// nothing is left below the floor: each call stays short, and all are done in one go.
     /// Returns the entries deleted.
-    pub async fn trim_outbound(&self) -> Result<u64, StoreError> {
+    pub async fn trim_outbound(&self, stream: &str) -> Result<u64, StoreError> {
         let mut floor: Option<(u64, u64)> = None;
-        for group in self.outbound_groups().await? {
+        for group in self.outbound_groups(stream).await? {
             let Some((ms, seq)) = parse_stream_id(&group.last_delivered_id) else {
                 return Ok(0);
             };
             let mut group_floor = (ms, seq.saturating_add(1));
             if group.pending > 0 {
                 let pending: StreamPendingReply = redis::cmd("XPENDING")
-                    .arg(self.keys.outbound())
+                    .arg(stream)
                     .arg(&group.name)
                     .query_async(&mut self.conn())
                     .await?;
@@ -140,7 +145,7 @@ impl Store {
         let mut deleted = 0;
         for _ in 0..MAX_TRIM_CALLS {
             let n: u64 = redis::cmd("XTRIM")
-                .arg(self.keys.outbound())
+                .arg(stream)
                 .arg("MINID")
                 .arg("~")
                 .arg(&floor)
@@ -156,10 +161,10 @@ impl Store {
         Ok(deleted)
     }
 
-    async fn outbound_groups(&self) -> Result<Vec<StreamInfoGroup>, StoreError> {
+    async fn outbound_groups(&self, stream: &str) -> Result<Vec<StreamInfoGroup>, StoreError> {
         let groups: Value = redis::cmd("XINFO")
             .arg("GROUPS")
-            .arg(self.keys.outbound())
+            .arg(stream)
             .query_async(&mut self.conn())
             .await
             // "no such key": nothing was ever enqueued. Connection problems stay errors.

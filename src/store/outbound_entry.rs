@@ -170,23 +170,6 @@ pub(super) fn parse_read_reply(reply: &Value) -> Result<Vec<OutboundEntry>, Stor
     Ok(out)
 }
 
-/// XAUTOCLAIM: `[next cursor, [entry, …], [deleted id, …]]` (the last since Redis 7).
-pub(super) fn parse_autoclaim_reply(
-    reply: &Value,
-) -> Result<(String, Vec<OutboundEntry>), StoreError> {
-    const WHAT: &str = "XAUTOCLAIM";
-    let Value::Array(parts) = reply else {
-        return Err(unexpected(WHAT));
-    };
-    let (Some(cursor), Some(list)) = (parts.first(), parts.get(1)) else {
-        return Err(unexpected(WHAT));
-    };
-    let cursor = bytes(cursor)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .ok_or_else(|| unexpected(WHAT))?;
-    Ok((cursor, entries(list, WHAT)?))
-}
-
 /// XCLAIM: `[entry, …]`; Redis before 7 gives nil for an entry deleted from the stream.
 pub(super) fn parse_claim_reply(reply: &Value) -> Result<Vec<OutboundEntry>, StoreError> {
     entries(reply, "XCLAIM")
@@ -233,18 +216,6 @@ mod tests {
         );
         assert!(parse_read_reply(&Value::Nil).unwrap().is_empty());
         assert!(parse_read_reply(&Value::Int(1)).is_err());
-    }
-
-    #[test]
-    fn an_autoclaim_reply_gives_its_cursor_and_entries() {
-        let reply = Value::Array(vec![
-            bulk(b"0-0"),
-            Value::Array(vec![entry("5-1", &[b"to", b"1"])]),
-            Value::Array(vec![bulk(b"4-0")]),
-        ]);
-        let (cursor, claimed) = parse_autoclaim_reply(&reply).unwrap();
-        assert_eq!(cursor, "0-0");
-        assert_eq!(claimed[0].stream_id, "5-1");
     }
 
     #[test]

@@ -1,16 +1,17 @@
-//! What the metrics sampler reads every few seconds: stream lengths, the consumer group's
-//! pending and lag, and long MO waiting for parts. A few cheap commands per sample, never per
-//! message.
+//! What the metrics sampler reads every few seconds: stream lengths, each channel's consumer
+//! group pending and lag, and long MO waiting for parts. A few cheap commands per sample, never
+//! per message.
 
 use super::outbound::GroupBacklog;
 use super::{Store, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSample {
-    /// XLEN of the outbound, dead-letter, reports and MO streams, in that order.
-    pub lengths: [u64; 4],
-    /// `None` before the consumer group exists.
-    pub group: Option<GroupBacklog>,
+    /// Per outbound stream asked for, in that order: its XLEN and its group's backlog (`None`
+    /// before the consumer group exists).
+    pub outbound: Vec<(u64, Option<GroupBacklog>)>,
+    /// XLEN of the dead-letter, reports and MO streams, in that order.
+    pub lengths: [u64; 3],
     /// Reassembly sets of long MO waiting for parts.
     pub mo_pending: u64,
     /// Status reports held until their Msg_Id is mapped.
@@ -18,21 +19,33 @@ pub struct StreamSample {
 }
 
 impl Store {
-    pub async fn sample_streams(&self, group: &str) -> Result<StreamSample, StoreError> {
+    pub async fn sample_streams(
+        &self,
+        outbound: &[String],
+        group: &str,
+    ) -> Result<StreamSample, StoreError> {
         let k = &self.keys;
         let mut pipe = redis::pipe();
-        for stream in [k.outbound(), k.dead_letters(), k.reports(), k.mo()] {
+        for stream in outbound {
+            pipe.cmd("XLEN").arg(stream);
+        }
+        for stream in [k.dead_letters(), k.reports(), k.mo()] {
             pipe.cmd("XLEN").arg(stream);
         }
         pipe.cmd("ZCARD").arg(k.mo_pending());
         pipe.cmd("ZCARD").arg(k.held_reports());
-        let (mt, dead, reports, mo, mo_pending, reports_held): (u64, u64, u64, u64, u64, u64) =
-            pipe.query_async(&mut self.conn()).await?;
-        Ok(StreamSample {
-            lengths: [mt, dead, reports, mo],
-            group: self.group_backlog(group).await?,
-            mo_pending,
-            reports_held,
-        })
+        let counts: Vec<u64> = pipe.query_async(&mut self.conn()).await?;
+        let n = outbound.len();
+        let mut sample = StreamSample {
+            outbound: Vec::with_capacity(n),
+            lengths: [counts[n], counts[n + 1], counts[n + 2]],
+            mo_pending: counts[n + 3],
+            reports_held: counts[n + 4],
+        };
+        for (stream, len) in outbound.iter().zip(&counts) {
+            let group = self.group_backlog(stream, group).await?;
+            sample.outbound.push((*len, group));
+        }
+        Ok(sample)
     }
 }

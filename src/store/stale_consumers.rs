@@ -36,17 +36,9 @@ return deleted
 });
 
 impl Consumer {
-    /// Deletes the consumers of the group, other than this one, idle for `consumer_delete_idle`
-    /// with nothing pending; returns their names. Deleting a live one that merely waits (its
-    /// link down) is harmless: its next read creates it again.
-    pub async fn delete_stale_consumers(&self) -> Result<Vec<String>, StoreError> {
-        let min_idle = self.config().consumer_delete_idle;
-        self.delete_unleased_consumers(&[], min_idle).await
-    }
-
-    /// Like [`Consumer::delete_stale_consumers`], but never a consumer named in `live` (the
-    /// current lease holders: a slot's worker may idle long while its link is down), and with
-    /// the idle time given.
+    /// Deletes the consumers of the group, other than this one and those named in `live` (the
+    /// current lease holders: a slot's worker may idle long while its link is down), idle at
+    /// least `min_idle` with nothing pending; returns their names.
     pub async fn delete_unleased_consumers(
         &self,
         live: &[String],

@@ -7,11 +7,12 @@ mod consumer_cleanup;
 mod in_flight;
 mod periodic;
 mod persist;
+mod route;
 mod send;
 mod trimmer;
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -22,23 +23,44 @@ use tokio_util::task::TaskTracker;
 use crate::config::MessageConfig;
 use crate::message::{OutboundMessage, build_submits, check_message_id};
 use crate::metrics::Metrics;
-use crate::session::Link;
-use crate::store::{Beginning, Begun, Consumer, MessageStatus, OutboundEntry, StoreError};
+use crate::protocol::Submit;
+use crate::session::{Fence, Link};
+use crate::store::{
+    Beginning, Begun, Consumer, MessageStatus, NeedsReference, OutboundEntry, StoreError,
+};
 
 use acker::Acker;
 use in_flight::InFlight;
 
 use persist::{REDIS_RETRY, persist};
 
+/// An entry ready to send: its message and its SUBMITs.
+type Ready = (OutboundEntry, OutboundMessage, Vec<Submit>);
+
+/// What one worker sends for: a channel, on the connection slot it holds a lease on.
+pub struct Assignment {
+    pub channel: String,
+    /// K: the channel's slots, whose lease holders are the consumers that are alive.
+    pub slots: u32,
+    pub message: MessageConfig,
+    /// The lease: nothing is read once it is closed.
+    pub fence: Fence,
+    /// Every channel's outbound stream by name, for entries that name another channel.
+    pub routes: Arc<HashMap<String, String>>,
+    /// An entry whose holder has no lease any more is claimed once idle this long (T × N: by
+    /// then that holder's link has given it up, whatever it was doing).
+    pub orphan_idle: Duration,
+    /// Consumers without a lease and with nothing pending are deleted once idle this long.
+    pub consumer_idle: Duration,
+}
+
 pub struct Worker {
     link: Link,
     consumer: Arc<Consumer>,
-    message: Arc<MessageConfig>,
+    assignment: Arc<Assignment>,
     shutdown: CancellationToken,
     /// Messages being sent at once; bounds memory and keeps the link's window full.
     slots: Arc<Semaphore>,
-    /// Concatenation reference for the next long message.
-    reference: AtomicU16,
     /// Entries being sent by this process: never dispatched twice, kept owned in Redis.
     in_flight: InFlight,
     metrics: Arc<Metrics>,
@@ -48,7 +70,7 @@ impl Worker {
     pub fn new(
         link: Link,
         consumer: Consumer,
-        message: MessageConfig,
+        assignment: Assignment,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Worker {
@@ -56,10 +78,9 @@ impl Worker {
         Worker {
             link,
             consumer: Arc::new(consumer),
-            message: Arc::new(message),
+            assignment: Arc::new(assignment),
             shutdown,
             slots: Arc::new(Semaphore::new(slots)),
-            reference: AtomicU16::new(fastrand::u16(..)),
             in_flight: InFlight::default(),
             metrics,
         }
@@ -75,6 +96,7 @@ impl Worker {
         self.wait_for_group().await;
         tasks.spawn(consumer_cleanup::run(
             self.consumer.clone(),
+            self.assignment.clone(),
             self.shutdown.clone(),
         ));
         let reclaim_every = (self.consumer.config().reclaim_idle / 2).max(Duration::from_secs(1));
@@ -84,20 +106,25 @@ impl Worker {
             if !self.wait_link_up().await {
                 break;
             }
+            // A lease that ran out (a stalled process waking up) means the slot may be someone
+            // else's: take nothing more.
+            if !self.assignment.fence.is_open() {
+                tracing::warn!(channel = %self.assignment.channel, "the slot's lease has ended; reading stops");
+                break;
+            }
             let Some(room) = self.wait_for_room().await else {
                 break;
             };
             let count = room.min(self.consumer.config().batch);
             let reclaiming = Instant::now() >= next_reclaim;
             let read = if reclaiming {
-                self.consumer.reclaim(count).await.map(|(entries, more)| {
-                    // Keep scanning while the pending list has more; then wait a period.
-                    next_reclaim = if more {
+                self.claim_orphans(count).await.inspect(|entries| {
+                    // Keep claiming while there were as many as asked for; then wait a period.
+                    next_reclaim = if entries.len() >= count {
                         Instant::now()
                     } else {
                         Instant::now() + reclaim_every
                     };
-                    entries
                 })
             } else {
                 tokio::select! {
@@ -122,6 +149,22 @@ impl Worker {
         drop(acker);
         tasks.close();
         tasks.wait().await;
+    }
+
+    /// Entries left by consumers whose lease is gone (a crashed or stalled instance, a slot
+    /// given up), idle past the orphan time. A live holder's entries are never taken, however
+    /// long they wait (a slow ISMG, a link down).
+    async fn claim_orphans(&self, count: usize) -> Result<Vec<OutboundEntry>, StoreError> {
+        let a = &self.assignment;
+        let live = self
+            .consumer
+            .store()
+            .lease_holders(&a.channel, a.slots)
+            .await?;
+        let live: Vec<String> = live.into_iter().flatten().collect();
+        self.consumer
+            .claim_orphans(&live, a.orphan_idle, count)
+            .await
     }
 
     async fn wait_for_group(&self) {
@@ -170,9 +213,26 @@ impl Worker {
     ) {
         let mut ready = Vec::with_capacity(entries.len());
         for entry in entries {
-            let prepared = message_id(&entry)
-                .map_err(|reason| (None, reason))
-                .and_then(|id| self.prepare(&entry, &id));
+            let id = match message_id(&entry) {
+                Ok(id) => id,
+                Err(reason) => {
+                    self.end_dead(&entry, None, &reason, acker).await;
+                    continue;
+                }
+            };
+            match route::route(&entry, &self.assignment) {
+                route::Route::Here => {}
+                route::Route::Elsewhere(stream) => {
+                    self.forward(entry, &stream, &id.id, acker).await;
+                    continue;
+                }
+                route::Route::Unknown(reason) => {
+                    self.end_dead(&entry, id.given.then_some(id.id.as_str()), &reason, acker)
+                        .await;
+                    continue;
+                }
+            }
+            let prepared = self.prepare(&entry, &id);
             match prepared {
                 Ok((message, submits)) => ready.push((entry, message, submits)),
                 Err((state_id, reason)) => {
@@ -219,6 +279,9 @@ impl Worker {
                 }
             }
         }
+        let Ok(before) = self.with_references(before).await else {
+            return;
+        };
         for ((entry, message, submits), status) in before {
             // A reclaim can hand back an entry this process is still sending.
             if !self.in_flight.insert(&entry.stream_id) {
@@ -267,7 +330,7 @@ impl Worker {
         &self,
         entry: &OutboundEntry,
         id: &MessageId,
-    ) -> Result<(OutboundMessage, Vec<crate::protocol::Submit>), (Option<String>, String)> {
+    ) -> Result<(OutboundMessage, Vec<Submit>), (Option<String>, String)> {
         let mut message = OutboundMessage::from_fields(&entry.stream_id, entry.field_pairs())
             .map_err(|e| {
                 (
@@ -277,16 +340,61 @@ impl Worker {
             })?;
         message.id.clone_from(&id.id);
         message
-            .validate(&self.message)
+            .validate(&self.assignment.message)
             .map_err(|e| (Some(message.id.clone()), format!("invalid message: {e}")))?;
-        let reference = self.reference.fetch_add(1, Ordering::Relaxed);
-        let submits = build_submits(&message, &self.message, reference).map_err(|e| {
+        // Reference 0 for now: a long message gets its own once it is taken on.
+        let submits = build_submits(&message, &self.assignment.message, 0).map_err(|e| {
             (
                 Some(message.id.clone()),
                 format!("cannot build SUBMIT: {e}"),
             )
         })?;
         Ok((message, submits))
+    }
+
+    /// Gives each long message of the batch its concatenation reference (kept in its state, so
+    /// one sent again keeps it) and builds its SUBMITs with it. `Err` leaves the batch pending
+    /// (Redis refused for good, or shutdown).
+    async fn with_references<T>(&self, mut batch: Vec<(Ready, T)>) -> Result<Vec<(Ready, T)>, ()> {
+        let long: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].0.2.len() > 1)
+            .collect();
+        if long.is_empty() {
+            return Ok(batch);
+        }
+        let wanted: Vec<NeedsReference<'_>> = long
+            .iter()
+            .map(|&i| NeedsReference {
+                id: &batch[i].0.1.id,
+                to: &batch[i].0.1.to,
+            })
+            .collect();
+        let channel = &self.assignment.channel;
+        let references = persist(&self.shutdown, "taking concatenation references", || {
+            self.consumer.references(channel, &wanted)
+        })
+        .await
+        .map_err(|_| ())?;
+        for (i, reference) in long.into_iter().zip(references) {
+            let (_, message, submits) = &mut batch[i].0;
+            // It was built once with reference 0, so it builds again.
+            if let Ok(built) = build_submits(message, &self.assignment.message, reference) {
+                *submits = built;
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Moves an entry to the stream of the channel it names, then acknowledges it here.
+    async fn forward(&self, entry: OutboundEntry, stream: &str, id: &str, acker: &Acker) {
+        let forwarded = persist(&self.shutdown, "forwarding to another channel", || {
+            self.consumer.forward(&entry, stream, id)
+        })
+        .await;
+        if forwarded.is_ok() {
+            self.metrics.worker_forwarded();
+            acker.ack(entry.stream_id);
+        }
     }
 
     /// Dead-letters an entry that cannot be sent and acknowledges it, once the letter is written.

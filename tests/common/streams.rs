@@ -103,18 +103,22 @@ pub async fn pending(conn: &mut MultiplexedConnection) -> i64 {
     }
 }
 
-/// The ids of the entries the group `gateway` has read and not acknowledged, oldest first.
+/// The ids of the entries the group `gateway` has read and not acknowledged, oldest first (none
+/// before a worker created the group).
 pub async fn pending_ids(conn: &mut MultiplexedConnection) -> Vec<String> {
-    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+    let rows: Result<Vec<(String, String, u64, u64)>, redis::RedisError> = redis::cmd("XPENDING")
         .arg("cmpp:mt")
         .arg("gateway")
         .arg("-")
         .arg("+")
         .arg(10_000)
         .query_async(conn)
-        .await
-        .expect("XPENDING range");
-    rows.into_iter().map(|(id, ..)| id).collect()
+        .await;
+    match rows {
+        Ok(rows) => rows.into_iter().map(|(id, ..)| id).collect(),
+        Err(e) if e.code() == Some("NOGROUP") => Vec::new(),
+        Err(e) => panic!("XPENDING range: {e}"),
+    }
 }
 
 /// One message's state hash (empty when it has none).

@@ -1,0 +1,174 @@
+//! One connection slot a channel may use from this process: wait until a lease on one of the
+//! channel's K slots is free, hold the link on it while the lease is renewed, and give it up
+//! cleanly before the lease could run out — so no more than K connections ever exist for the
+//! account across every instance, and no two instances send on one slot.
+//!
+//! Timing, for a lease of TTL `t`: renewed every `t/3`; each renewal (and the first lease) opens
+//! the fence until 90 % of `t` after it was *sent* (Redis counts from when it ran, a little
+//! later, so the fence always closes first). A failed renewal is retried every half second;
+//! once less than `t/2` is left the slot is given up: the worker stops reading, the window
+//! drains until the fence closes, TERMINATE, close. A lease found taken stops it the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::sending::{Sending, Shared};
+use crate::config::ChannelConfig;
+use crate::session::{Fence, LinkSet};
+use crate::store::Lease;
+
+/// How often a failed renewal is tried again.
+const RENEW_RETRY: Duration = Duration::from_millis(500);
+/// How often a channel whose slots are all held is looked at again, at most.
+const ACQUIRE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+pub(super) struct Slot {
+    pub(super) shared: Arc<Shared>,
+    pub(super) channel: Arc<ChannelConfig>,
+    pub(super) links: LinkSet,
+    pub(super) shutdown: CancellationToken,
+}
+
+/// Why holding a lease ended.
+enum Ended {
+    Shutdown,
+    /// Taken by another holder, or not renewed in time.
+    Lost(&'static str),
+}
+
+impl Slot {
+    pub(super) async fn run(self) {
+        let ttl = self.shared.config.worker.lease_ttl;
+        let families = &self.shared.metrics.families;
+        let held = families
+            .leases_held
+            .with_label_values(&[&self.channel.name]);
+        let losses = families
+            .lease_losses
+            .with_label_values(&[&self.channel.name]);
+        while let Some((lease, fence)) = self.acquire(ttl).await {
+            held.inc();
+            tracing::info!(channel = %lease.channel, slot = lease.slot, token = lease.token, "connection slot leased");
+            let Some(sending) = Sending::start(
+                &self.shared,
+                &self.channel,
+                &lease,
+                fence.clone(),
+                &self.shutdown,
+            )
+            .await
+            else {
+                held.dec();
+                self.release(&lease).await;
+                break;
+            };
+            self.links
+                .insert(&lease.channel, lease.slot, sending.link.clone());
+            match self.keep(&lease, &fence, ttl, &self.shutdown).await {
+                Ended::Shutdown => {
+                    // Keep renewing while the window drains, or a long drain would outlive
+                    // the lease.
+                    let drained = CancellationToken::new();
+                    let close = self.channel.link.close_timeout;
+                    let stop = async {
+                        sending.stop(close).await;
+                        drained.cancel();
+                    };
+                    let (_, _) = tokio::join!(stop, self.keep(&lease, &fence, ttl, &drained));
+                    self.release(&lease).await;
+                }
+                Ended::Lost(why) => {
+                    losses.inc();
+                    let left = fence.remaining().unwrap_or_default();
+                    tracing::warn!(channel = %lease.channel, slot = lease.slot, why, ?left, "connection slot lease lost; stopping the link on it");
+                    sending
+                        .stop(left.min(self.channel.link.close_timeout))
+                        .await;
+                    fence.revoke();
+                }
+            }
+            self.links.remove(&lease.channel, lease.slot);
+            held.dec();
+        }
+    }
+
+    /// Waits for a free slot; `None` at shutdown.
+    async fn acquire(&self, ttl: Duration) -> Option<(Lease, Fence)> {
+        let store = &self.shared.store;
+        let base = &self.shared.config.worker.consumer;
+        let channel = &self.channel;
+        let mut wait = Duration::from_millis(200);
+        loop {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
+            let sent = Instant::now();
+            match store
+                .lease_acquire(&channel.name, channel.max_connections, base, ttl)
+                .await
+            {
+                Ok(Some(lease)) => {
+                    let fence = Fence::closed();
+                    fence.extend_to(sent + ttl * 9 / 10);
+                    return Some((lease, fence));
+                }
+                Ok(None) => {
+                    tracing::debug!(channel = %channel.name, "every connection slot is held; waiting");
+                    wait = (wait * 2).min(ACQUIRE_RETRY_MAX.min(ttl / 2));
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %channel.name, error = %e, "cannot take a connection slot lease; retrying");
+                    wait = Duration::from_secs(1);
+                }
+            }
+            // Jitter, so instances that start together do not ask in lockstep.
+            let jittered = wait.mul_f64(0.5 + fastrand::f64() / 2.0);
+            tokio::select! {
+                () = tokio::time::sleep(jittered) => {}
+                () = self.shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Renews the lease until `stop` is cancelled or the lease is lost.
+    async fn keep(
+        &self,
+        lease: &Lease,
+        fence: &Fence,
+        ttl: Duration,
+        stop: &CancellationToken,
+    ) -> Ended {
+        let store = &self.shared.store;
+        let mut wait = ttl / 3;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return Ended::Shutdown,
+            }
+            let sent = Instant::now();
+            match store.lease_renew(lease, ttl).await {
+                Ok(true) => {
+                    fence.extend_to(sent + ttl * 9 / 10);
+                    wait = ttl / 3;
+                }
+                Ok(false) => return Ended::Lost("taken or expired"),
+                Err(e) => {
+                    if fence.remaining().is_none_or(|left| left < ttl / 2) {
+                        return Ended::Lost("not renewed in time");
+                    }
+                    tracing::warn!(channel = %lease.channel, slot = lease.slot, error = %e, "cannot renew the connection slot lease; retrying");
+                    wait = RENEW_RETRY;
+                }
+            }
+        }
+    }
+
+    async fn release(&self, lease: &Lease) {
+        if let Err(e) = self.shared.store.lease_release(lease).await {
+            tracing::warn!(channel = %lease.channel, slot = lease.slot, error = %e, "cannot release the connection slot lease; it expires on its own");
+        }
+    }
+}
