@@ -16,6 +16,7 @@ impl Connection {
         let now = self.now;
         let counters = &self.shared.counters;
         inc(&counters.submits_received);
+        self.meter.submit_received(now);
         let verdict = judge(
             &self.behaviour,
             self.unanswered,
@@ -30,10 +31,12 @@ impl Connection {
             Verdict::WindowViolation => {
                 inc(&counters.window_violations);
                 inc(&counters.flow_control_sent);
+                self.meter.flow_control_sent();
                 (submit_result::FLOW_CONTROL, None, false)
             }
             Verdict::FlowControl => {
                 inc(&counters.flow_control_sent);
+                self.meter.flow_control_sent();
                 (submit_result::FLOW_CONTROL, None, false)
             }
             Verdict::Accept { drop_response } => {
