@@ -20,7 +20,7 @@ use cmpp_gateway::session::{ConnectOutcome, LinkEvent};
 use cmpp_gateway::simulator::{
     self, Account, Behaviour, Counters, MoRequest, SimulatorConfig, SimulatorHandle,
 };
-use cmpp_gateway::text::{Decoded, decode_text, parse_udh};
+use cmpp_gateway::text::{Concat, Decoded, decode_text, parse_udh, write_udh};
 
 use crate::common::link;
 use crate::common::wait::until;
@@ -881,7 +881,7 @@ async fn shutdown_closes_connections_and_returns_counters() {
     assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
 }
 
-// Per-account limits and per-connection counters.
+// Per-account limits, per-connection counters and concatenation references.
 
 /// A simulator with its control interface and `behaviour`.
 async fn start_controlled(behaviour: Behaviour) -> (SimulatorHandle, SocketAddr) {
@@ -1212,4 +1212,72 @@ async fn flow_control_above_rate_is_per_connection() {
         ]
     );
     assert_eq!(stats.counters.flow_control_sent, u64::from(refused));
+}
+
+/// A concatenated SUBMIT: part `number` of `total` under `reference`, then `payload`.
+fn part(dest: &str, reference: u16, wide: bool, (total, number): (u8, u8), payload: &[u8]) -> Pdu {
+    let mut content = Vec::new();
+    write_udh(
+        &Concat {
+            reference,
+            wide_reference: wide,
+            total,
+            number,
+        },
+        &mut content,
+    );
+    content.extend_from_slice(payload);
+    let Pdu::Submit(plain) = submit(&[dest], 0) else {
+        unreachable!()
+    };
+    Pdu::Submit(Submit {
+        pk_total: total,
+        pk_number: number,
+        tp_udhi: 1,
+        msg_fmt: 8,
+        msg_content: content,
+        ..plain
+    })
+}
+
+#[tokio::test]
+async fn udh_reference_collisions_are_counted_and_resends_are_not() {
+    let (sim, control) = start_controlled(Behaviour::default()).await;
+    let mut client = Client::v30(&sim).await;
+    let mut send = async |pdu: Pdu| {
+        client.send(pdu).await;
+        client.submit_resp().await.1.result
+    };
+    let (x, y) = ("13800000001", "13800000002");
+    // Message A in two parts, its first part sent again: no collision.
+    assert_eq!(send(part(x, 7, false, (2, 1), b"A one")).await, 0);
+    assert_eq!(send(part(x, 7, false, (2, 2), b"A two")).await, 0);
+    assert_eq!(send(part(x, 7, false, (2, 1), b"A one")).await, 0);
+    let c = sim.counters();
+    assert_eq!((c.concatenated_parts, c.udh_reference_collisions), (3, 0));
+    // Message B to the same recipient under the same reference: one collision.
+    assert_eq!(send(part(x, 7, false, (2, 1), b"B one")).await, 0);
+    assert_eq!(sim.counters().udh_reference_collisions, 1);
+    // To another recipient it is no collision; nor is a plain SUBMIT a part.
+    assert_eq!(send(part(y, 7, false, (2, 1), b"B one")).await, 0);
+    assert_eq!(send(submit(&[x], 0)).await, 0);
+    // The 16-bit reference form is read too.
+    assert_eq!(send(part(x, 0x1234, true, (3, 1), b"C one")).await, 0);
+    assert_eq!(send(part(x, 0x1234, true, (3, 1), b"D one")).await, 0);
+    // A part refused with Result 8 never reaches the handset: it collides with nothing.
+    sim.set_behaviour(Behaviour {
+        flow_control_ratio: 1.0,
+        ..Behaviour::default()
+    })
+    .unwrap();
+    assert_eq!(send(part(x, 7, false, (2, 2), b"E two")).await, 8);
+
+    let stats = stats_json(control).await;
+    assert_eq!(
+        (
+            stats["concatenated_parts"].as_u64(),
+            stats["udh_reference_collisions"].as_u64()
+        ),
+        (Some(8), Some(2))
+    );
 }

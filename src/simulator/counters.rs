@@ -93,6 +93,11 @@ counters! {
     ismg_submit_resps_received,
     /// Every PDU read from a client, CONNECT included.
     pdus_received,
+    /// SUBMITs carrying a concatenation UDH element (IEI 0x00 or 0x08), one per SUBMIT.
+    concatenated_parts,
+    /// Accepted concatenated parts that reuse, for one recipient, the reference, part count and
+    /// part number of a different part seen in the last 10 minutes (one per recipient).
+    udh_reference_collisions,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -125,6 +130,6 @@ mod tests {
         let json = serde_json::to_value(set.snapshot()).unwrap();
         assert_eq!(json["submits_received"], 1);
         assert_eq!(json["max_unanswered"], 7);
-        assert_eq!(json.as_object().unwrap().len(), 36);
+        assert_eq!(json.as_object().unwrap().len(), 38);
     }
 }

@@ -17,7 +17,8 @@
 //! - `hostile`: damaged DELIVERs and ISMG-sent SUBMITs, as broken peers send them.
 //! - `outbox`: per-account DELIVER queue with redelivery; `report` and `mo`: what goes into it.
 //! - `control`: the HTTP control interface; `counters`: [`Counters`]; `conn_stats`: the
-//!   per-connection counters; `stats`: [`Stats`], the `/stats` document.
+//!   per-connection counters; `udh_refs`: concatenation reference collisions; `stats`: [`Stats`],
+//!   the `/stats` document.
 //!
 //! # Guarantees the gateway can rely on
 //! - Msg_Ids (SUBMIT_RESP and DELIVER) are unique within a process run of less than a year;
@@ -50,6 +51,7 @@ mod serde_fmt;
 mod server;
 mod stats;
 mod submit;
+mod udh_refs;
 
 pub use config::{Account, Behaviour, SimulatorConfig, parse_stat_mix};
 pub use counters::Counters;

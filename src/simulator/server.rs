@@ -20,6 +20,7 @@ use super::outbox::{DeliverKind, Entry, Outbox};
 use super::report::{self, ReportSpec};
 use super::stats::Stats;
 use super::submit::RecordedSubmit;
+use super::udh_refs::UdhReferences;
 use super::{connection, control, ids};
 use crate::protocol::{EncodeError, MsgId, ReportLayout, Version};
 
@@ -97,6 +98,8 @@ pub(crate) struct Shared {
     pub counters: CounterSet,
     /// Per-connection counters for `/stats`.
     pub connection_stats: ConnectionRegistry,
+    /// Concatenated parts seen, for `udh_reference_collisions`.
+    pub udh_references: UdhReferences,
     /// Logged-in connections by id, for the fault-injection commands.
     connections: Mutex<HashMap<u64, mpsc::Sender<ConnCommand>>>,
     pub recorded: Option<Mutex<Vec<RecordedSubmit>>>,
@@ -255,6 +258,7 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<SimulatorHandle> 
         behaviour: BehaviourCell::new(config.behaviour),
         counters: CounterSet::default(),
         connection_stats: ConnectionRegistry::default(),
+        udh_references: UdhReferences::default(),
         connections: Mutex::default(),
         recorded: config.record_submits.then(Mutex::default),
         next_connection: AtomicU64::new(0),
