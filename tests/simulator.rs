@@ -16,10 +16,14 @@ use cmpp_gateway::protocol::{
     StatusReport, Submit, SubmitResp, Version, authenticator_ismg,
 };
 use cmpp_gateway::session::codec::{CmppCodec, CodecError};
+use cmpp_gateway::session::{ConnectOutcome, LinkEvent};
 use cmpp_gateway::simulator::{
     self, Account, Behaviour, Counters, MoRequest, SimulatorConfig, SimulatorHandle,
 };
-use cmpp_gateway::text::{Decoded, decode_text, parse_udh};
+use cmpp_gateway::text::{Concat, Decoded, decode_text, parse_udh, write_udh};
+
+use crate::common::link;
+use crate::common::wait::until;
 
 /// Upper bound for anything that should happen "at once".
 const SOON: Duration = Duration::from_secs(3);
@@ -875,4 +879,405 @@ async fn shutdown_closes_connections_and_returns_counters() {
     );
     assert!(client.closed().await);
     assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
+}
+
+// Per-account limits, per-connection counters and concatenation references.
+
+/// A simulator with its control interface and `behaviour`.
+async fn start_controlled(behaviour: Behaviour) -> (SimulatorHandle, SocketAddr) {
+    let sim = start_with(SimulatorConfig {
+        behaviour,
+        control: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let control = sim.control_addr().unwrap();
+    (sim, control)
+}
+
+async fn stats_json(control: SocketAddr) -> Value {
+    let (status, stats) = http(control, "GET", "/stats", "").await;
+    assert_eq!(status, 200);
+    stats
+}
+
+/// Waits until account `sp_id` has `live` logged-in connections.
+async fn until_live(sim: &SimulatorHandle, sp_id: &str, live: u64) {
+    until(&format!("{sp_id} has {live} live"), SOON, || async {
+        let seen = sim.stats().accounts[sp_id].connections_live;
+        if seen == live {
+            Ok(())
+        } else {
+            Err(format!("{seen} live"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn max_connections_refuses_with_status_5_until_a_connection_closes() {
+    let (sim, control) = start_controlled(Behaviour {
+        max_connections: 2,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut first = Client::v30(&sim).await;
+    let second = Client::v30(&sim).await;
+    let (mut refused, _, total, resp) =
+        raw_login(sim.addr(), "900001", "888888", Version::V30, Version::V30).await;
+    assert_eq!((resp.status, total, resp.version), (5, 33, 0x30));
+    assert_eq!(resp.authenticator_ismg, [0; 16]);
+    assert!(closed(&mut refused).await, "closed after Status 5");
+    // The limit is per account: another account still logs in.
+    let _other = Client::login(sim.addr(), "900002", "222222", Version::V20).await;
+
+    // Closed by TERMINATE: the slot is free by the time TERMINATE_RESP arrives.
+    let seq = first.send(Pdu::Terminate).await;
+    assert_eq!(first.recv().await.pdu, Pdu::TerminateResp, "seq {seq}");
+    let mut third = Client::v30(&sim).await;
+
+    // Reset by the client (RST): the slot comes back once the simulator notices.
+    second.link.get_ref().set_zero_linger().unwrap();
+    drop(second);
+    until_live(&sim, "900001", 1).await;
+    let _fourth = Client::v30(&sim).await;
+
+    // Closed by the simulator on a malformed PDU from the client.
+    let malformed = [0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0, 0];
+    third.link.get_mut().write_all(&malformed).await.unwrap();
+    assert!(third.closed().await);
+    until_live(&sim, "900001", 1).await;
+    let _fifth = Client::v30(&sim).await;
+    let (_, _, _, resp) =
+        raw_login(sim.addr(), "900001", "888888", Version::V30, Version::V30).await;
+    assert_eq!(resp.status, 5);
+
+    let stats = stats_json(control).await;
+    assert_eq!(stats["logins_refused_max_connections"], 2);
+    assert_eq!(stats["logins_ok"], 6);
+    assert_eq!(
+        stats["login_failed_version"], 0,
+        "Status 5 is not a version failure"
+    );
+    assert_eq!(
+        (
+            stats["connections_live"].as_u64(),
+            stats["connections_peak"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
+    let account = &stats["accounts"]["900001"];
+    assert_eq!(
+        (
+            account["connections_live"].as_u64(),
+            account["connections_peak"].as_u64(),
+            account["logins_refused_max_connections"].as_u64()
+        ),
+        (Some(2), Some(2), Some(2))
+    );
+    assert_eq!(stats["accounts"]["900002"]["connections_live"], 1);
+}
+
+/// Eight logins at once on a multi-threaded runtime for four slots: exactly four get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_logins_get_exactly_the_free_slots() {
+    let sim = start(Behaviour {
+        max_connections: 4,
+        ..Behaviour::default()
+    })
+    .await;
+    let addr = sim.addr();
+    let logins: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(async move {
+                let (stream, _, _, resp) =
+                    raw_login(addr, "900001", "888888", Version::V30, Version::V30).await;
+                (stream, resp.status)
+            })
+        })
+        .collect();
+    let mut kept = Vec::new();
+    let mut statuses = Vec::new();
+    for login in logins {
+        let (stream, status) = login.await.unwrap();
+        statuses.push(status);
+        kept.push(stream);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [0, 0, 0, 0, 5, 5, 5, 5]);
+    let stats = sim.stats();
+    let account = &stats.accounts["900001"];
+    assert_eq!(
+        (
+            account.connections_live,
+            account.connections_peak,
+            account.logins_refused_max_connections
+        ),
+        (4, 4, 4)
+    );
+    assert_eq!(
+        (stats.counters.logins_ok, stats.counters.connections_peak),
+        (4, 4)
+    );
+    assert_eq!(stats.live_connections().count(), 4);
+}
+
+/// The gateway's link, refused with Status 5 while another holds the only slot, keeps trying
+/// and comes up once the slot is free.
+#[tokio::test]
+async fn a_link_refused_for_max_connections_gets_in_when_a_slot_frees() {
+    let sim = start(Behaviour {
+        max_connections: 1,
+        ..Behaviour::default()
+    })
+    .await;
+    let holder = link::spawn_up(link::config(&sim)).await;
+    let waiting = link::spawn(link::config(&sim));
+    let refused = |e: &LinkEvent| {
+        matches!(
+            e,
+            LinkEvent::ConnectAttempt {
+                outcome: ConnectOutcome::Refused(5)
+            }
+        )
+    };
+    until("the second link is refused", SOON, || async {
+        match waiting.events.count(refused) {
+            0 => Err("no refusal yet".to_owned()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    holder.close().await;
+    let up = tokio::time::timeout(Duration::from_secs(10), waiting.link().wait_up()).await;
+    assert_eq!(up, Ok(true), "{:?}", waiting.link().status());
+    assert!(sim.counters().logins_refused_max_connections >= 1);
+    waiting.close().await;
+}
+
+#[tokio::test]
+async fn stats_list_each_connection_with_its_counters() {
+    let (sim, control) = start_controlled(Behaviour::default()).await;
+    let mut a = Client::v30(&sim).await;
+    let mut b = Client::login(sim.addr(), "900002", "222222", Version::V20).await;
+    let a_peer = a.link.get_ref().local_addr().unwrap().to_string();
+    let b_peer = b.link.get_ref().local_addr().unwrap().to_string();
+    for _ in 0..2 {
+        a.send(submit(&["13800000001"], 0)).await;
+        assert_eq!(a.submit_resp().await.1.result, 0);
+    }
+    sim.set_behaviour(Behaviour {
+        flow_control_ratio: 1.0,
+        ..Behaviour::default()
+    })
+    .unwrap();
+    a.send(submit(&["13800000001"], 0)).await;
+    assert_eq!(a.submit_resp().await.1.result, 8);
+    sim.send_mo(MoRequest {
+        sp_id: Some("900002".into()),
+        from: "13900000000".into(),
+        to: "1069".into(),
+        text: "hi".into(),
+        ..MoRequest::default()
+    })
+    .unwrap();
+    let (seq, d) = b.deliver().await;
+    b.ack(seq, &d, 0).await;
+    b.send(Pdu::Terminate).await;
+    assert_eq!(b.recv().await.pdu, Pdu::TerminateResp);
+    assert!(b.closed().await);
+
+    let stats = stats_json(control).await;
+    let connections = stats["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 2, "{connections:?}");
+    let (live, closed) = (&connections[0], &connections[1]);
+    assert_eq!(
+        (
+            live["sp_id"].as_str(),
+            live["version"].as_str(),
+            live["peer"].as_str(),
+            live["closed"].as_bool(),
+            live["closed_at"].is_null()
+        ),
+        (
+            Some("900001"),
+            Some("3.0"),
+            Some(a_peer.as_str()),
+            Some(false),
+            true
+        )
+    );
+    assert_eq!(
+        (
+            live["submits_received"].as_u64(),
+            live["flow_control_sent"].as_u64(),
+            live["delivers_sent"].as_u64()
+        ),
+        (Some(3), Some(1), Some(0))
+    );
+    humantime::parse_rfc3339(live["logged_in_at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (
+            closed["sp_id"].as_str(),
+            closed["version"].as_str(),
+            closed["peer"].as_str(),
+            closed["closed"].as_bool()
+        ),
+        (
+            Some("900002"),
+            Some("2.0"),
+            Some(b_peer.as_str()),
+            Some(true)
+        )
+    );
+    assert_eq!(
+        (
+            closed["submits_received"].as_u64(),
+            closed["delivers_sent"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    humantime::parse_rfc3339(closed["closed_at"].as_str().unwrap()).unwrap();
+    assert!(live["id"].as_u64() < closed["id"].as_u64());
+
+    // The rate: the three submits show in the last full second once it is over, and the rate
+    // falls back to 0 while the connection is idle.
+    let id = live["id"].as_u64().unwrap();
+    let rate = |sim: &SimulatorHandle| {
+        sim.stats()
+            .connection(id)
+            .map(|c| c.submits_last_second)
+            .unwrap_or_default()
+    };
+    until("a rate shows", SOON, || async {
+        match rate(&sim) {
+            0 => Err("0 per second".to_owned()),
+            n => Ok(n),
+        }
+    })
+    .await;
+    until("the rate falls back to 0", SOON, || async {
+        match rate(&sim) {
+            0 => Ok(()),
+            n => Err(format!("{n} per second")),
+        }
+    })
+    .await;
+}
+
+/// flow_control_above_rate counts per connection: two connections, each below the rate and
+/// together above it, get no Result 8; a third, alone above it, does.
+#[tokio::test]
+async fn flow_control_above_rate_is_per_connection() {
+    const RATE: u32 = 10;
+    let sim = start(Behaviour {
+        flow_control_above_rate: RATE,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut a = Client::v30(&sim).await;
+    let mut b = Client::v30(&sim).await;
+    for _ in 0..RATE - 2 {
+        a.send(submit(&["13800000001"], 0)).await;
+        b.send(submit(&["13800000002"], 0)).await;
+    }
+    for client in [&mut a, &mut b] {
+        for _ in 0..RATE - 2 {
+            assert_eq!(client.submit_resp().await.1.result, 0);
+        }
+    }
+    let mut c = Client::v30(&sim).await;
+    for _ in 0..3 * RATE {
+        c.send(submit(&["13800000003"], 0)).await;
+    }
+    let mut refused = 0;
+    for _ in 0..3 * RATE {
+        if c.submit_resp().await.1.result == 8 {
+            refused += 1;
+        }
+    }
+    // 30 submits sent at once fall in one or two one-second windows: at most 20 get through.
+    assert!(refused >= RATE, "{refused} refused");
+    let stats = sim.stats();
+    let per_connection: Vec<(u64, u64)> = stats
+        .live_connections()
+        .map(|c| (c.submits_received, c.flow_control_sent))
+        .collect();
+    assert_eq!(
+        per_connection,
+        [
+            (u64::from(RATE - 2), 0),
+            (u64::from(RATE - 2), 0),
+            (u64::from(3 * RATE), u64::from(refused))
+        ]
+    );
+    assert_eq!(stats.counters.flow_control_sent, u64::from(refused));
+}
+
+/// A concatenated SUBMIT: part `number` of `total` under `reference`, then `payload`.
+fn part(dest: &str, reference: u16, wide: bool, (total, number): (u8, u8), payload: &[u8]) -> Pdu {
+    let mut content = Vec::new();
+    write_udh(
+        &Concat {
+            reference,
+            wide_reference: wide,
+            total,
+            number,
+        },
+        &mut content,
+    );
+    content.extend_from_slice(payload);
+    let Pdu::Submit(plain) = submit(&[dest], 0) else {
+        unreachable!()
+    };
+    Pdu::Submit(Submit {
+        pk_total: total,
+        pk_number: number,
+        tp_udhi: 1,
+        msg_fmt: 8,
+        msg_content: content,
+        ..plain
+    })
+}
+
+#[tokio::test]
+async fn udh_reference_collisions_are_counted_and_resends_are_not() {
+    let (sim, control) = start_controlled(Behaviour::default()).await;
+    let mut client = Client::v30(&sim).await;
+    let mut send = async |pdu: Pdu| {
+        client.send(pdu).await;
+        client.submit_resp().await.1.result
+    };
+    let (x, y) = ("13800000001", "13800000002");
+    // Message A in two parts, its first part sent again: no collision.
+    assert_eq!(send(part(x, 7, false, (2, 1), b"A one")).await, 0);
+    assert_eq!(send(part(x, 7, false, (2, 2), b"A two")).await, 0);
+    assert_eq!(send(part(x, 7, false, (2, 1), b"A one")).await, 0);
+    let c = sim.counters();
+    assert_eq!((c.concatenated_parts, c.udh_reference_collisions), (3, 0));
+    // Message B to the same recipient under the same reference: one collision.
+    assert_eq!(send(part(x, 7, false, (2, 1), b"B one")).await, 0);
+    assert_eq!(sim.counters().udh_reference_collisions, 1);
+    // To another recipient it is no collision; nor is a plain SUBMIT a part.
+    assert_eq!(send(part(y, 7, false, (2, 1), b"B one")).await, 0);
+    assert_eq!(send(submit(&[x], 0)).await, 0);
+    // The 16-bit reference form is read too.
+    assert_eq!(send(part(x, 0x1234, true, (3, 1), b"C one")).await, 0);
+    assert_eq!(send(part(x, 0x1234, true, (3, 1), b"D one")).await, 0);
+    // A part refused with Result 8 never reaches the handset: it collides with nothing.
+    sim.set_behaviour(Behaviour {
+        flow_control_ratio: 1.0,
+        ..Behaviour::default()
+    })
+    .unwrap();
+    assert_eq!(send(part(x, 7, false, (2, 2), b"E two")).await, 8);
+
+    let stats = stats_json(control).await;
+    assert_eq!(
+        (
+            stats["concatenated_parts"].as_u64(),
+            stats["udh_reference_collisions"].as_u64()
+        ),
+        (Some(8), Some(2))
+    );
 }

@@ -72,6 +72,9 @@ pub struct SimulatorArgs {
     /// Give every accepted SUBMIT the same Msg_Id, as a broken peer does.
     #[arg(long = "repeat-msg-id")]
     pub repeat_msg_id: bool,
+    /// Refuse a login (CONNECT_RESP Status 5) beyond N live connections of its account (0 = no limit).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Resend a DELIVER not acknowledged within this long (default 5s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub deliver_retry: Option<Duration>,
@@ -176,6 +179,9 @@ impl SimulatorArgs {
         }
         if flags.repeat_msg_id {
             b.repeat_msg_id = true;
+        }
+        if let Some(v) = flags.max_connections {
+            b.max_connections = v;
         }
         if let Some(v) = flags.deliver_retry {
             b.deliver_retry = v;
@@ -328,6 +334,8 @@ mod tests {
             "--ignore-heartbeats",
             "--answer-v20",
             "--repeat-msg-id",
+            "--max-connections",
+            "4",
         ])
         .unwrap();
         assert_eq!(c.control, None);
@@ -339,6 +347,7 @@ mod tests {
         assert!(c.behaviour.ignore_heartbeats);
         assert!(c.behaviour.answer_v20);
         assert!(c.behaviour.repeat_msg_id);
+        assert_eq!(c.behaviour.max_connections, 4);
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub struct Behaviour {
     /// Give every accepted SUBMIT the same Msg_Id (and report it under that id), as a broken
     /// peer does.
     pub repeat_msg_id: bool,
+    /// 0 = no limit; else a login beyond this many live connections of its account is refused
+    /// with CONNECT_RESP Status 5 and closed, as carriers limit connections per account. A change
+    /// applies to logins from then on; connections already live stay.
+    pub max_connections: usize,
 }
 
 impl Default for Behaviour {
@@ -145,6 +149,7 @@ impl Default for Behaviour {
             close_on_dest: String::new(),
             answer_v20: false,
             repeat_msg_id: false,
+            max_connections: 0,
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | route | body | answer |
 //! |---|---|---|
-//! | `GET /stats` | | counters |
+//! | `GET /stats` | | [`super::Stats`]: counters, `accounts`, `connections` |
 //! | `GET /behaviour` | | the behaviour in force |
 //! | `PUT /behaviour` | Behaviour: replaces it, missing fields take their defaults | the behaviour in force |
 //! | `PATCH /behaviour` | some Behaviour fields: changes only those | the behaviour in force |
@@ -75,7 +75,7 @@ pub(crate) fn routes(
     let stats = warp::path!("stats")
         .and(warp::get())
         .and(h.clone())
-        .map(|h: SimulatorHandle| ok(&h.counters()));
+        .map(|h: SimulatorHandle| ok(&h.stats()));
     let get_behaviour = warp::path!("behaviour")
         .and(warp::get())
         .and(h.clone())

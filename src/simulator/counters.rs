@@ -40,6 +40,12 @@ counters! {
     login_failed_auth,
     /// Status 4: Version above the account's.
     login_failed_version,
+    /// Status 5: the account already had `max_connections` live connections.
+    logins_refused_max_connections,
+    /// Logged-in connections not yet closed, all accounts together.
+    connections_live,
+    /// The most logged-in connections at once since start, all accounts together.
+    connections_peak,
     submits_received,
     /// Submits answered (or due to be answered) with Result 0; includes those whose response was dropped.
     submits_accepted,
@@ -87,6 +93,11 @@ counters! {
     ismg_submit_resps_received,
     /// Every PDU read from a client, CONNECT included.
     pdus_received,
+    /// SUBMITs carrying a concatenation UDH element (IEI 0x00 or 0x08), one per SUBMIT.
+    concatenated_parts,
+    /// Accepted concatenated parts that reuse, for one recipient, the reference, part count and
+    /// part number of a different part seen in the last 10 minutes (one per recipient).
+    udh_reference_collisions,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -119,6 +130,6 @@ mod tests {
         let json = serde_json::to_value(set.snapshot()).unwrap();
         assert_eq!(json["submits_received"], 1);
         assert_eq!(json["max_unanswered"], 7);
-        assert_eq!(json.as_object().unwrap().len(), 33);
+        assert_eq!(json.as_object().unwrap().len(), 38);
     }
 }

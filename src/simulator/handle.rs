@@ -15,6 +15,7 @@ use super::mo::{self, MoRequest};
 use super::outbox::{DeliverKind, Entry};
 use super::report::{ReportRequest, ReportSpec};
 use super::server::{ConnCommand, Shared};
+use super::stats::Stats;
 use super::submit::RecordedSubmit;
 use crate::protocol::MsgId;
 
@@ -63,6 +64,11 @@ impl SimulatorHandle {
 
     pub fn counters(&self) -> Counters {
         self.shared.counters.snapshot()
+    }
+
+    /// What `GET /stats` answers: the counters, per-account connections, per-connection counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
     }
 
     pub fn behaviour(&self) -> Behaviour {

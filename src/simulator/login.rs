@@ -1,5 +1,6 @@
 //! The first exchange on a connection: CONNECT → CONNECT_RESP (spec §8.4.1, PROTOCOL.md §4).
 //! Nothing but CONNECT is accepted first; a refused login gets its CONNECT_RESP and the close.
+//! A login that passes every check but finds its account at `max_connections` is refused too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
+use super::admission::{Admitted, admit};
 use super::counters::inc;
 use super::server::{AccountState, Shared};
 use crate::protocol::{Connect, ConnectResp, Packet, Pdu, Version, connect_status};
@@ -18,16 +20,29 @@ use crate::session::codec::CmppCodec;
 /// A client that connects and says nothing is closed after this long.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// CONNECT_RESP Status for a login beyond the account's `max_connections`. The spec defines 0–4
+/// and leaves "5 and above" as other errors (§8.4.1.2); a connection limit is none of 0–4, so it
+/// gets the first of those, a non-zero Status every client takes as a refusal. It must not be one
+/// of 2–4: clients (the gateway among them) take those as a wrong account, secret or version and
+/// back off long, while a full account frees up as soon as one of its connections closes.
+const STATUS_TOO_MANY_CONNECTIONS: u32 = 5;
+
 pub(crate) type Link = Framed<TcpStream, CmppCodec>;
 
-/// Returns the account and the version the session speaks when the login succeeded; the codec
-/// then speaks that version.
+/// A successful login: the account, the version the session speaks (the codec then speaks it
+/// too), and the connection's slot, held until it is dropped.
+pub(crate) struct LoggedIn {
+    pub account: Arc<AccountState>,
+    pub version: Version,
+    pub admitted: Admitted,
+}
+
 pub(crate) async fn login(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     link: &mut Link,
     peer: SocketAddr,
     id: u64,
-) -> Option<(Arc<AccountState>, Version)> {
+) -> Option<LoggedIn> {
     let first = tokio::select! {
         () = shared.shutdown.cancelled() => return None,
         first = tokio::time::timeout(LOGIN_TIMEOUT, link.next()) => first,
@@ -67,17 +82,35 @@ pub(crate) async fn login(
         judge(&connect, account.as_deref())
     };
     let Answer {
-        status,
+        mut status,
         layout: version,
         version_byte,
     } = judged;
+    // The slot is taken before CONNECT_RESP goes out and given back if it cannot be sent, so a
+    // client never sees Status 0 without holding one.
+    let mut admitted = None;
+    if let (connect_status::OK, Some(account)) = (status, &account) {
+        match admit(
+            shared,
+            account,
+            behaviour.max_connections,
+            (id, peer, version),
+        ) {
+            Ok(a) => admitted = Some(a),
+            Err(_) => status = STATUS_TOO_MANY_CONNECTIONS,
+        }
+    }
     let counter = match status {
-        connect_status::OK => &shared.counters.logins_ok,
-        connect_status::BAD_SOURCE_ADDR => &shared.counters.login_failed_bad_addr,
-        connect_status::AUTH_FAILED => &shared.counters.login_failed_auth,
-        _ => &shared.counters.login_failed_version,
+        connect_status::OK => Some(&shared.counters.logins_ok),
+        connect_status::BAD_SOURCE_ADDR => Some(&shared.counters.login_failed_bad_addr),
+        connect_status::AUTH_FAILED => Some(&shared.counters.login_failed_auth),
+        connect_status::VERSION_TOO_HIGH => Some(&shared.counters.login_failed_version),
+        // Counted by `admit`.
+        _ => None,
     };
-    inc(counter);
+    if let Some(counter) = counter {
+        inc(counter);
+    }
     let secret = account
         .as_ref()
         .map_or(&[][..], |a| a.account.secret.as_bytes());
@@ -95,6 +128,14 @@ pub(crate) async fn login(
         warn!(conn = id, %peer, "cannot send CONNECT_RESP: {e}");
         return None;
     }
+    if status == STATUS_TOO_MANY_CONNECTIONS {
+        info!(
+            conn = id, %peer, sp_id = %connect.source_addr, status,
+            max_connections = behaviour.max_connections,
+            "login refused: the account has max_connections live connections"
+        );
+        return None;
+    }
     if status != connect_status::OK {
         info!(
             conn = id, %peer, sp_id = %connect.source_addr, status,
@@ -103,7 +144,11 @@ pub(crate) async fn login(
         return None;
     }
     info!(conn = id, %peer, sp_id = %connect.source_addr, %version, "logged in");
-    account.map(|a| (a, version))
+    Some(LoggedIn {
+        account: account?,
+        version,
+        admitted: admitted?,
+    })
 }
 
 /// What to answer to a CONNECT.
@@ -176,13 +221,9 @@ fn judge_as_v20_only(connect: &Connect, account: Option<&AccountState>) -> Answe
 mod tests {
     use super::*;
     use crate::simulator::config::Account;
-    use crate::simulator::outbox::Outbox;
 
     fn state(version: Version) -> AccountState {
-        AccountState {
-            account: Account::new("900001", "888888", version),
-            outbox: Outbox::default(),
-        }
+        AccountState::new(Account::new("900001", "888888", version))
     }
 
     #[test]

@@ -9,12 +9,16 @@
 //! # Layout
 //! - [`config`]: [`Account`], [`Behaviour`], [`SimulatorConfig`]: what it accepts and how it behaves.
 //! - `server`: shared state, the accept loop and [`start`]; `handle`: [`SimulatorHandle`].
-//! - `login`: CONNECT → CONNECT_RESP; `connection`: one logged-in client (the hot path).
+//! - `login`: CONNECT → CONNECT_RESP; `admission` and `limits`: the per-account connection
+//!   limit and the guard a logged-in connection holds; `connection`: one logged-in client (the
+//!   hot path).
 //! - `submit`: the verdict on one SUBMIT (window → flow control → dropped response) and
 //!   [`RecordedSubmit`]; `ids`: Msg_Ids that never repeat within a run.
 //! - `hostile`: damaged DELIVERs and ISMG-sent SUBMITs, as broken peers send them.
 //! - `outbox`: per-account DELIVER queue with redelivery; `report` and `mo`: what goes into it.
-//! - `control`: the HTTP control interface; `counters`: [`Counters`].
+//! - `control`: the HTTP control interface; `counters`: [`Counters`]; `conn_stats`: the
+//!   per-connection counters; `udh_refs`: concatenation reference collisions; `stats`: [`Stats`],
+//!   the `/stats` document.
 //!
 //! # Guarantees the gateway can rely on
 //! - Msg_Ids (SUBMIT_RESP and DELIVER) are unique within a process run of less than a year;
@@ -24,21 +28,30 @@
 //!   on another connection of the account when its connection closes. Duplicates are therefore
 //!   normal and must be stored once.
 //! - A submit whose response was dropped was still accepted: its report follows.
+//! - With `max_connections`, a login is refused (Status 5) only while its account has that many
+//!   logged-in connections; a closing connection frees its slot before its last bytes (a
+//!   TERMINATE_RESP) are flushed, so a client that saw its connection end can log in again at once
+//!   (after a reset or EOF from the client, once the simulator has read it).
 
+mod admission;
 pub mod config;
+mod conn_stats;
 mod connection;
 mod control;
 mod counters;
 mod handle;
 mod hostile;
 mod ids;
+mod limits;
 mod login;
 mod mo;
 mod outbox;
 mod report;
 mod serde_fmt;
 mod server;
+mod stats;
 mod submit;
+mod udh_refs;
 
 pub use config::{Account, Behaviour, SimulatorConfig, parse_stat_mix};
 pub use counters::Counters;
@@ -47,4 +60,5 @@ pub use hostile::{Damage, DamagedDeliverRequest, IsmgSubmitRequest};
 pub use mo::MoRequest;
 pub use report::ReportRequest;
 pub use server::start;
+pub use stats::{AccountStats, ConnectionStats, Stats};
 pub use submit::RecordedSubmit;

@@ -12,21 +12,34 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::config::{Account, Behaviour, SimulatorConfig};
+use super::conn_stats::ConnectionRegistry;
 use super::counters::{CounterSet, add};
 use super::handle::SimulatorHandle;
+use super::limits::AccountSlots;
 use super::outbox::{DeliverKind, Entry, Outbox};
 use super::report::{self, ReportSpec};
+use super::stats::Stats;
 use super::submit::RecordedSubmit;
+use super::udh_refs::UdhReferences;
 use super::{connection, control, ids};
 use crate::protocol::{EncodeError, MsgId, ReportLayout, Version};
 
-/// One account and the DELIVERs waiting for its clients.
+/// One account, the DELIVERs waiting for its clients and its logged-in connections.
 pub(crate) struct AccountState {
     pub account: Account,
     pub outbox: Outbox,
+    pub slots: AccountSlots,
 }
 
 impl AccountState {
+    pub fn new(account: Account) -> AccountState {
+        AccountState {
+            account,
+            outbox: Outbox::default(),
+            slots: AccountSlots::default(),
+        }
+    }
+
     /// 2.0 has only the 60-byte report body; 3.0 follows the behaviour.
     pub fn report_layout(&self, behaviour: &Behaviour) -> ReportLayout {
         match self.account.version {
@@ -83,6 +96,10 @@ pub(crate) struct Shared {
     pub gateway_code: u32,
     pub behaviour: BehaviourCell,
     pub counters: CounterSet,
+    /// Per-connection counters for `/stats`.
+    pub connection_stats: ConnectionRegistry,
+    /// Concatenated parts seen, for `udh_reference_collisions`.
+    pub udh_references: UdhReferences,
     /// Logged-in connections by id, for the fault-injection commands.
     connections: Mutex<HashMap<u64, mpsc::Sender<ConnCommand>>>,
     pub recorded: Option<Mutex<Vec<RecordedSubmit>>>,
@@ -112,6 +129,19 @@ impl Shared {
                 .accounts
                 .first()
                 .ok_or_else(|| "no accounts configured".to_owned()),
+        }
+    }
+
+    /// Counters, per-account connections and per-connection counters, as `/stats` shows them.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            counters: self.counters.snapshot(),
+            accounts: self
+                .accounts
+                .iter()
+                .map(|a| (a.account.sp_id.clone(), a.slots.snapshot()))
+                .collect(),
+            connections: self.connection_stats.snapshot(Instant::now()),
         }
     }
 
@@ -222,16 +252,13 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<SimulatorHandle> 
         accounts: config
             .accounts
             .into_iter()
-            .map(|account| {
-                Arc::new(AccountState {
-                    account,
-                    outbox: Outbox::default(),
-                })
-            })
+            .map(|account| Arc::new(AccountState::new(account)))
             .collect(),
         gateway_code: config.gateway_code,
         behaviour: BehaviourCell::new(config.behaviour),
         counters: CounterSet::default(),
+        connection_stats: ConnectionRegistry::default(),
+        udh_references: UdhReferences::default(),
         connections: Mutex::default(),
         recorded: config.record_submits.then(Mutex::default),
         next_connection: AtomicU64::new(0),
@@ -300,10 +327,7 @@ mod tests {
     #[test]
     fn two_point_oh_accounts_always_get_the_60_byte_report() {
         let b = Behaviour::default();
-        let state = |version| AccountState {
-            account: Account::new("900001", "x", version),
-            outbox: Outbox::default(),
-        };
+        let state = |version| AccountState::new(Account::new("900001", "x", version));
         assert_eq!(
             state(Version::V20).report_layout(&b),
             ReportLayout::Compact60

@@ -95,6 +95,7 @@ impl Connection {
                 _ => &counters.delivers_resent,
             });
             entry.sends += 1;
+            self.meter.deliver_sent();
             debug!(conn = self.id, sequence = entry.packet.sequence_id, msg_id = %entry.msg_id(), sends = entry.sends, "DELIVER");
             self.in_flight.push(InFlight {
                 sent_at: now,

@@ -37,9 +37,10 @@ use tracing::{debug, info, warn};
 
 use self::delivers::InFlight;
 use super::config::Behaviour;
+use super::conn_stats::ConnectionMeter;
 use super::counters::{dec, inc};
 use super::hostile::{self, Damage, IsmgSubmitRequest};
-use super::login::{Link, login};
+use super::login::{Link, LoggedIn, login};
 use super::outbox::Entry;
 use super::server::{AccountState, ConnCommand, Shared};
 use super::submit::RateWindow;
@@ -97,12 +98,21 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         debug!(conn = id, "cannot set TCP_NODELAY: {e}");
     }
     let mut link = Framed::with_capacity(stream, CmppCodec::new(Version::V30), READ_CAPACITY);
-    if let Some((account, version)) = login(&shared, &mut link, peer, id).await {
+    if let Some(LoggedIn {
+        account,
+        version,
+        admitted,
+    }) = login(&shared, &mut link, peer, id).await
+    {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         shared.register(id, tx);
-        let mut conn = Connection::new(Arc::clone(&shared), account, version, link, rx, id);
+        let meter = Arc::clone(admitted.meter());
+        let mut conn = Connection::new(Arc::clone(&shared), account, version, link, rx, id, meter);
         let close = conn.serve().await;
         shared.unregister(id);
+        // The slot is free before anything more reaches the client: one that saw its
+        // TERMINATE_RESP or the close can log in again at once without being refused.
+        drop(admitted);
         if close.flush_first() {
             let flush = SinkExt::<&Packet>::flush(&mut conn.link);
             // Best effort: the connection is going away either way.
@@ -129,6 +139,8 @@ struct Connection {
     account: Arc<AccountState>,
     /// What this session speaks: the client's version, which may be below the account's.
     version: Version,
+    /// This connection's counters in `/stats`.
+    meter: Arc<ConnectionMeter>,
     link: Link,
     commands: mpsc::Receiver<ConnCommand>,
     outbox_wake: watch::Receiver<()>,
@@ -168,12 +180,14 @@ impl Connection {
         link: Link,
         commands: mpsc::Receiver<ConnCommand>,
         id: u64,
+        meter: Arc<ConnectionMeter>,
     ) -> Connection {
         let now = Instant::now();
         let behaviour_generation = shared.behaviour.generation();
         Connection {
             id,
             version,
+            meter,
             outbox_wake: account.outbox.subscribe(),
             shutdown: Box::pin(shared.shutdown.clone().cancelled_owned()),
             behaviour: shared.behaviour.get(),

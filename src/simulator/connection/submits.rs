@@ -1,4 +1,5 @@
-//! The SUBMIT path of a connection: verdict, Msg_Id, response (now or delayed), reports, record.
+//! The SUBMIT path of a connection: verdict, Msg_Id, response (now or delayed), reports,
+//! concatenation references, record.
 
 use std::sync::Arc;
 
@@ -7,15 +8,17 @@ use tracing::{debug, warn};
 
 use super::Connection;
 use crate::protocol::{MsgId, Packet, Pdu, Submit, SubmitResp, submit_result};
-use crate::simulator::counters::{inc, raise};
+use crate::simulator::counters::{add, inc, raise};
 use crate::simulator::report::ReportSpec;
 use crate::simulator::submit::{RecordedSubmit, Verdict, judge};
+use crate::text::parse_udh;
 
 impl Connection {
     pub(super) fn submit(&mut self, sequence: u32, submit: Submit) {
         let now = self.now;
         let counters = &self.shared.counters;
         inc(&counters.submits_received);
+        self.meter.submit_received(now);
         let verdict = judge(
             &self.behaviour,
             self.unanswered,
@@ -30,10 +33,12 @@ impl Connection {
             Verdict::WindowViolation => {
                 inc(&counters.window_violations);
                 inc(&counters.flow_control_sent);
+                self.meter.flow_control_sent();
                 (submit_result::FLOW_CONTROL, None, false)
             }
             Verdict::FlowControl => {
                 inc(&counters.flow_control_sent);
+                self.meter.flow_control_sent();
                 (submit_result::FLOW_CONTROL, None, false)
             }
             Verdict::Accept { drop_response } => {
@@ -50,6 +55,7 @@ impl Connection {
             }
         };
         debug!(conn = self.id, sequence, result, msg_id = ?assigned, dropped, "SUBMIT");
+        self.note_concatenation(&submit, assigned.is_some());
         if let Some(first) = assigned.filter(|_| submit.registered_delivery == 1) {
             self.queue_reports(first, &submit, now);
         }
@@ -75,6 +81,37 @@ impl Connection {
             let due = now + delay;
             let at = self.pending.partition_point(|(d, _)| *d <= due);
             self.pending.insert(at, (due, resp));
+        }
+    }
+
+    /// Counts a concatenated part, and for an accepted one (only those reach a handset) whether
+    /// its reference collides with another message's for one of its recipients. The UDH is read
+    /// by the gateway's own parser; a SUBMIT whose UDH cannot be read is not a part.
+    fn note_concatenation(&self, submit: &Submit, accepted: bool) {
+        let Ok((Some(concat), payload)) = parse_udh(submit.tp_udhi, &submit.msg_content) else {
+            return;
+        };
+        let counters = &self.shared.counters;
+        inc(&counters.concatenated_parts);
+        if accepted {
+            let collisions = self.shared.udh_references.observe(
+                &submit.dest_terminal_ids,
+                &concat,
+                submit.msg_fmt,
+                payload,
+                self.now,
+            );
+            if collisions > 0 {
+                add(&counters.udh_reference_collisions, collisions);
+                debug!(
+                    conn = self.id,
+                    reference = concat.reference,
+                    part = concat.number,
+                    total = concat.total,
+                    collisions,
+                    "UDH reference collision"
+                );
+            }
         }
     }
 
