@@ -630,6 +630,59 @@ async fn a_full_backlog_is_503_with_retry_after() {
     assert_eq!(call(&state, post_json(&msg)).await.status(), 202);
 }
 
+/// `channel` picks the stream: the default channel's is `cmpp:mt`, another's `cmpp:mt:{name}`;
+/// a name no channel has is a 422 naming the field, and nothing is added anywhere. The backlog
+/// limit is per channel: a full one does not refuse the other.
+#[tokio::test]
+async fn the_channel_field_picks_the_stream_and_an_unknown_one_is_refused() {
+    let redis = RedisServer::start();
+    let channels = json!({
+        "outbound_backlog_limit": 1,
+        "channels": [{"name": "cm"}, {"name": "ct", "user": "900002", "sms_accessno": "10691"}],
+    });
+    let state = state_with(&redis, channels).await;
+    let msg = |channel: Option<&str>| {
+        let mut m = json!({"to": "13800138000", "text": "hi"});
+        if let Some(c) = channel {
+            m["channel"] = json!(c);
+        }
+        m
+    };
+    assert_eq!(call(&state, post_json(&msg(None))).await.status(), 202);
+    let resp = call(&state, post_json(&msg(Some("ct")))).await;
+    assert_eq!(resp.status(), 202, "{}", body(&resp));
+    let b = assert_error(
+        &call(&state, post_json(&msg(Some("cu")))).await,
+        422,
+        Some("channel"),
+    );
+    assert!(b["error"].as_str().unwrap().contains("cm, ct"), "{b}");
+    // The default channel's stream is at its limit; the other is too now, each on its own.
+    assert_eq!(
+        call(&state, post_json(&msg(Some("cm")))).await.status(),
+        503
+    );
+    assert_eq!(
+        call(&state, post_json(&msg(Some("ct")))).await.status(),
+        503
+    );
+
+    let default = entries(&redis).await;
+    assert_eq!(default.len(), 1, "{default:?}");
+    assert_eq!(default[0].1.get("channel"), None);
+    let mut conn = redis_conn(&redis).await;
+    let other: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("cmpp:mt:{ct}")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(other.ids.len(), 1);
+    let channel: String = redis::from_redis_value_ref(&other.ids[0].map["channel"]).unwrap();
+    assert_eq!(channel, "ct");
+}
+
 /// `serve` over real TCP with a real link to the simulator: link view, readiness, rates, and a
 /// graceful stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

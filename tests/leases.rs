@@ -567,3 +567,60 @@ async fn unleased_idle_consumers_without_entries_are_deleted() {
     left.sort();
     assert_eq!(left, ["gone-holding/0/1", "live-empty/1/3", "me"]);
 }
+
+/// Concatenation references come from one counter per (channel, recipient) in Redis: two
+/// instances taking them at once never hand one recipient the same reference twice, and a
+/// message that already has one keeps it when it is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_are_unique_per_recipient_across_instances_and_kept_on_resend() {
+    use cmpp_gateway::store::NeedsReference;
+    let redis = RedisServer::start();
+    let a = consumer(&redis, "a").await;
+    let b = consumer(&redis, "b").await;
+    let ids: Vec<String> = (0..400).map(|i| format!("ref-{i}")).collect();
+    let (from_a, from_b) = tokio::join!(take(&a, &ids[..200]), take(&b, &ids[200..]));
+    let all: HashSet<u16> = from_a.iter().chain(&from_b).copied().collect();
+    assert_eq!(all.len(), 400, "400 long messages, 400 references");
+
+    // Sent again (a reclaim): the same reference, whoever sends it.
+    let again = b
+        .references(
+            CHANNEL,
+            &[NeedsReference {
+                id: &ids[7],
+                to: "13800138000",
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, vec![from_a[7]]);
+    // Another recipient counts on its own.
+    let other = a
+        .references(
+            CHANNEL,
+            &[NeedsReference {
+                id: "ref-other",
+                to: "13900139000",
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(other, vec![1]);
+}
+
+/// References for `ids` (one recipient), taken 20 at a time as the worker takes a batch.
+async fn take(consumer: &Consumer, ids: &[String]) -> Vec<u16> {
+    use cmpp_gateway::store::NeedsReference;
+    let mut got = Vec::new();
+    for chunk in ids.chunks(20) {
+        let wanted: Vec<NeedsReference<'_>> = chunk
+            .iter()
+            .map(|id| NeedsReference {
+                id,
+                to: "13800138000",
+            })
+            .collect();
+        got.extend(consumer.references(CHANNEL, &wanted).await.unwrap());
+    }
+    got
+}

@@ -12,6 +12,8 @@ mod common;
 mod console_browser;
 #[path = "soak/crash.rs"]
 mod crash;
+#[path = "soak/instances.rs"]
+mod instances;
 #[path = "soak/link_chaos.rs"]
 mod link_chaos;
 #[path = "soak/link_load.rs"]

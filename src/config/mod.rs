@@ -1108,6 +1108,97 @@ mod tests {
     }
 
     #[test]
+    fn without_channels_the_top_level_keys_are_the_channel_default() {
+        let c = load(MIN).unwrap();
+        assert_eq!(c.channels.len(), 1);
+        let d = c.default_channel();
+        assert_eq!(d.name, DEFAULT_CHANNEL);
+        assert_eq!((d.max_connections, d.connections_per_instance), (1, 1));
+        assert_eq!(d.stream, "cmpp:mt");
+        assert_eq!(c.worker.lease_ttl, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn channels_inherit_the_top_level_keys_and_override_their_own() {
+        let c = load(&with(
+            r#""window":32,"max_connections":2,"channels":[
+                {"name":"cm-bj","max_connections":4,"connections_per_instance":2,"rate_per_connection":500},
+                {"name":"cm-sh","user":"900002","password":"p2","cmpp_port":7891}]"#,
+        ))
+        .unwrap();
+        let [bj, sh] = &c.channels[..] else {
+            panic!("two channels")
+        };
+        assert_eq!(bj.name, "cm-bj");
+        assert_eq!((bj.max_connections, bj.connections_per_instance), (4, 2));
+        assert_eq!((bj.link.rate, bj.link.window), (500, 32));
+        assert_eq!(bj.link.sp_id, "900001");
+        assert_eq!(bj.stream, "cmpp:mt", "the first channel is the default");
+        assert_eq!(sh.link.sp_id, "900002");
+        assert_eq!(sh.message.sp_id, "900002");
+        assert_eq!(sh.link.secret.expose(), "p2");
+        assert_eq!(sh.link.addr, "127.0.0.1:7891");
+        assert_eq!((sh.max_connections, sh.connections_per_instance), (2, 2));
+        assert_eq!(sh.stream, "cmpp:mt:{cm-sh}");
+        assert_eq!(c.channel(None).unwrap().name, "cm-bj");
+        assert_eq!(c.channel(Some("cm-sh")).unwrap().name, "cm-sh");
+        assert!(c.channel(Some("nope")).is_none());
+    }
+
+    #[test]
+    fn channel_errors_name_the_channel_and_key() {
+        for (channels, key, says) in [
+            (
+                r#"[{"name":"a","window":0}]"#,
+                "channels[0].window",
+                "between 1 and 1024",
+            ),
+            (
+                r#"[{"name":"a"},{"name":"b","user":"1234567"}]"#,
+                "channels[1].user",
+                "at most 6",
+            ),
+            (
+                r#"[{"name":"a","colour":"red"}]"#,
+                "channels[0].colour",
+                "not a channel key",
+            ),
+            (r#"[{"window":8}]"#, "channels[0].name", "required"),
+            (
+                r#"[{"name":"a"},{"name":"a"}]"#,
+                "channels[1].name",
+                "twice",
+            ),
+            (r#"[{"name":"dead"}]"#, "channels[0].name", "dead-letter"),
+            (
+                r#"[{"name":"a{b}"}]"#,
+                "channels[0].name",
+                "letters, digits",
+            ),
+            (
+                r#"[{"name":"a","connections_per_instance":2}]"#,
+                "channels[0].connections_per_instance",
+                "between 0 and 1",
+            ),
+            (r#"[]"#, "channels", "at least one"),
+        ] {
+            let err = load(&with(&format!(r#""channels":{channels}"#))).unwrap_err();
+            assert_eq!(err.key(), Some(key), "{channels}: {err}");
+            assert!(err.to_string().contains(says), "{channels}: {err}");
+        }
+    }
+
+    #[test]
+    fn channels_come_from_the_environment_too_and_hide_their_passwords() {
+        let json = r#"[{"name":"x","password":"s3cret-pass"}]"#;
+        let env = |k: &str| (k == "CMPP_GATEWAY_CHANNELS").then(|| json.to_string());
+        let c = GatewayConfig::from_str_with_env("t.json", MIN, &env).unwrap();
+        assert_eq!(c.default_channel().name, "x");
+        assert_eq!(c.default_channel().link.secret.expose(), "s3cret-pass");
+        assert!(!format!("{c:?}").contains("s3cret-pass"));
+    }
+
+    #[test]
     fn hostname_falls_back() {
         let name = hostname(&|k| (k == "HOSTNAME").then(|| "box".to_string()));
         assert!(!name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()));

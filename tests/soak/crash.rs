@@ -35,7 +35,7 @@ fn spawn_gateway(
         "http_host": "127.0.0.1", "http_port": 0,
         "cmpp_host": "127.0.0.1", "cmpp_port": sim.addr().port(),
         "redis_url": redis.url(), "window": WINDOW,
-        "consumer_name": consumer, "reclaim_idle": "2s", "worker_block": "200ms",
+        "consumer_name": consumer, "reclaim_idle": "2s", "worker_block": "200ms", "response_timeout": "2s",
         "reconnect_min": "50ms", "reconnect_max": "500ms",
     });
     let path: PathBuf = dir.join(format!("{consumer}.json"));
