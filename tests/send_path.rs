@@ -480,3 +480,73 @@ async fn a_redis_that_cannot_take_writes_for_a_while_never_makes_a_message_go_ou
     assert_eq!(sim.counters().submits_received, 1);
     gw.stop().await;
 }
+
+/// A long message whose holder stopped after two of its three segments were accepted (and put
+/// on record) is sent again by whoever claims it with only the third segment, under the
+/// reference it kept: the phone gets each part once, and the message ends with all three
+/// Msg_Ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_message_left_halfway_is_completed_without_its_answered_segments() {
+    use crate::common::streams::{create_group, read_as, state};
+    let redis = RedisServer::start();
+    let mut conn = redis_connect(&redis).await;
+    create_group(&mut conn, "0").await;
+    let text = format!("half {}", "y".repeat(380));
+    let stream_id: String = redis::cmd("XADD")
+        .arg("cmpp:mt")
+        .arg("*")
+        .arg(&["id", "long-1", "to", "13800138000", "text", &text][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Its holder (no lease any more) took it and got segments 1 and 2 accepted.
+    assert_eq!(
+        read_as(&mut conn, "gone/0/1", 1).await,
+        vec![stream_id.clone()]
+    );
+    let () = redis::cmd("HSET")
+        .arg("cmpp:msg:long-1")
+        .arg(
+            &[
+                ("id", "long-1"),
+                ("to", "13800138000"),
+                ("stream_id", stream_id.as_str()),
+                ("status", "submitting"),
+                ("ref", "4242"),
+                ("s1_msg_id", "111"),
+                ("s1_submitted_at", "1"),
+                ("s2_msg_id", "222"),
+                ("s2_submitted_at", "2"),
+            ][..],
+        )
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let sim = gateway::simulator(Behaviour::default()).await;
+    let gw = gateway::start(gateway::config(
+        &sim,
+        &redis.url(),
+        json!({"registered_delivery": false, "wide_udh_reference": true,
+               "response_timeout": "500ms", "max_sends": 2, "reclaim_idle": "1s"}),
+    ))
+    .await;
+    wait_for_status(gw.http, "long-1", "submitted").await;
+    let submits = sim.recorded_submits();
+    assert_eq!(submits.len(), 1, "only the unanswered segment goes out");
+    let third = &submits[0];
+    assert_eq!((third.pk_number, third.pk_total), (3, 3));
+    let udh = &third.msg_content;
+    assert_eq!(&udh[..3], &[0x06, 0x08, 0x04]);
+    assert_eq!(
+        u16::from_be_bytes([udh[3], udh[4]]),
+        4242,
+        "the reference it kept"
+    );
+    let s = state(&mut conn, "long-1").await;
+    assert_eq!(s["segments"], "3");
+    assert_eq!(s["s1_msg_id"], "111");
+    assert_eq!(s["s2_msg_id"], "222");
+    assert_eq!(s["s3_msg_id"], third.msg_id.unwrap().to_string());
+    gw.stop().await;
+}

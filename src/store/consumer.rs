@@ -51,6 +51,22 @@ pub struct SegmentRecord {
     pub submitted_at: u64,
 }
 
+/// The Msg_Id map's value for segment `segment` of `segments` of message `id`.
+pub(super) fn packed_record(
+    id: &str,
+    to: &str,
+    segment: usize,
+    segments: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let record = Submitted {
+        id: id.to_owned(),
+        segment: segment as u8,
+        segments: segments as u8,
+        to: to.to_owned(),
+    };
+    rmp_serde::to_vec(&record).map_err(|e| StoreError::Unexpected(e.to_string()))
+}
+
 pub struct Consumer {
     pub(super) store: Store,
     /// The channel's outbound stream this consumer reads.
@@ -198,14 +214,7 @@ impl Consumer {
             fields.push((format!("s{n}_msg_id"), s.msg_id.to_string()));
             fields.push((format!("s{n}_result"), "0".into()));
             fields.push((format!("s{n}_submitted_at"), s.submitted_at.to_string()));
-            let record = Submitted {
-                id: id.to_owned(),
-                segment: n as u8,
-                segments: total as u8,
-                to: to.to_owned(),
-            };
-            let packed =
-                rmp_serde::to_vec(&record).map_err(|e| StoreError::Unexpected(e.to_string()))?;
+            let packed = packed_record(id, to, n, total)?;
             pipe.cmd("SET")
                 .arg(self.store.keys.msg_id(s.msg_id))
                 .arg(&packed)

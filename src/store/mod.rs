@@ -21,6 +21,7 @@ mod references;
 mod reports;
 mod sample;
 mod scripts;
+mod segments;
 mod stale_consumers;
 mod state;
 mod undecodable;

@@ -5,6 +5,7 @@
 mod acker;
 mod consumer_cleanup;
 mod in_flight;
+mod long;
 mod periodic;
 mod persist;
 mod route;
@@ -26,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::protocol::Submit;
 use crate::session::{Fence, Link};
 use crate::store::{
-    Beginning, Begun, Consumer, MessageStatus, NeedsReference, OutboundEntry, StoreError,
+    Beginning, Begun, Consumer, MessageStatus, OutboundEntry, SegmentRecord, StoreError,
 };
 
 use acker::Acker;
@@ -34,8 +35,14 @@ use in_flight::InFlight;
 
 use persist::{REDIS_RETRY, persist};
 
-/// An entry ready to send: its message and its SUBMITs.
-type Ready = (OutboundEntry, OutboundMessage, Vec<Submit>);
+/// An entry ready to send: its message, its SUBMITs, and for a long message the segments
+/// already on record (a holder that stopped halfway left them), by position; empty otherwise.
+struct Ready {
+    entry: OutboundEntry,
+    message: OutboundMessage,
+    submits: Vec<Submit>,
+    answered: Vec<Option<SegmentRecord>>,
+}
 
 /// What one worker sends for: a channel, on the connection slot it holds a lease on.
 pub struct Assignment {
@@ -234,7 +241,12 @@ impl Worker {
             }
             let prepared = self.prepare(&entry, &id);
             match prepared {
-                Ok((message, submits)) => ready.push((entry, message, submits)),
+                Ok((message, submits)) => ready.push(Ready {
+                    entry,
+                    message,
+                    submits,
+                    answered: Vec::new(),
+                }),
                 Err((state_id, reason)) => {
                     self.end_dead(&entry, state_id.as_deref(), &reason, acker)
                         .await
@@ -243,11 +255,11 @@ impl Worker {
         }
         let begin: Vec<_> = ready
             .iter()
-            .map(|(entry, m, s)| Beginning {
-                entry,
-                id: &m.id,
-                to: &m.to,
-                segments: s.len(),
+            .map(|r| Beginning {
+                entry: &r.entry,
+                id: &r.message.id,
+                to: &r.message.to,
+                segments: r.submits.len(),
             })
             .collect();
         let Ok(begun) = persist(&self.shutdown, "taking messages on", || {
@@ -260,10 +272,11 @@ impl Worker {
             return;
         };
         let mut before = Vec::with_capacity(ready.len());
-        for ((entry, message, submits), begun) in ready.into_iter().zip(begun) {
+        for (r, begun) in ready.into_iter().zip(begun) {
             match begun {
-                Begun::Owned(status) => before.push(((entry, message, submits), status)),
+                Begun::Owned(status) => before.push((r, status)),
                 Begun::Duplicate(owner) => {
+                    let Ready { entry, message, .. } = r;
                     let reason = format!(
                         "duplicate id: {} belongs to entry {owner}; not sent",
                         message.id
@@ -279,10 +292,16 @@ impl Worker {
                 }
             }
         }
-        let Ok(before) = self.with_references(before).await else {
+        let Ok(before) = self.prepare_long(before, fresh).await else {
             return;
         };
-        for ((entry, message, submits), status) in before {
+        for (ready, status) in before {
+            let Ready {
+                entry,
+                message,
+                submits,
+                answered,
+            } = ready;
             // A reclaim can hand back an entry this process is still sending.
             if !self.in_flight.insert(&entry.stream_id) {
                 continue;
@@ -318,7 +337,7 @@ impl Worker {
                 metrics: self.metrics.clone(),
             };
             tasks.spawn(async move {
-                job.send(entry, message, submits).await;
+                job.send(entry, message, submits, answered).await;
                 drop(permit);
             });
         }
@@ -350,39 +369,6 @@ impl Worker {
             )
         })?;
         Ok((message, submits))
-    }
-
-    /// Gives each long message of the batch its concatenation reference (kept in its state, so
-    /// one sent again keeps it) and builds its SUBMITs with it. `Err` leaves the batch pending
-    /// (Redis refused for good, or shutdown).
-    async fn with_references<T>(&self, mut batch: Vec<(Ready, T)>) -> Result<Vec<(Ready, T)>, ()> {
-        let long: Vec<usize> = (0..batch.len())
-            .filter(|&i| batch[i].0.2.len() > 1)
-            .collect();
-        if long.is_empty() {
-            return Ok(batch);
-        }
-        let wanted: Vec<NeedsReference<'_>> = long
-            .iter()
-            .map(|&i| NeedsReference {
-                id: &batch[i].0.1.id,
-                to: &batch[i].0.1.to,
-            })
-            .collect();
-        let channel = &self.assignment.channel;
-        let references = persist(&self.shutdown, "taking concatenation references", || {
-            self.consumer.references(channel, &wanted)
-        })
-        .await
-        .map_err(|_| ())?;
-        for (i, reference) in long.into_iter().zip(references) {
-            let (_, message, submits) = &mut batch[i].0;
-            // It was built once with reference 0, so it builds again.
-            if let Ok(built) = build_submits(message, &self.assignment.message, reference) {
-                *submits = built;
-            }
-        }
-        Ok(batch)
     }
 
     /// Moves an entry to the stream of the channel it names, then acknowledges it here.

@@ -25,21 +25,28 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// `answered`: segments already accepted (by a holder that stopped halfway), by position;
+    /// they are not sent again.
     pub(crate) async fn send(
         self,
         entry: OutboundEntry,
         message: OutboundMessage,
         submits: Vec<Submit>,
+        answered: Vec<Option<SegmentRecord>>,
     ) {
-        let outcomes = join_all(submits.into_iter().map(|s| self.link.submit(s))).await;
-        let mut accepted = Vec::with_capacity(outcomes.len());
+        let total = submits.len();
+        let mut records: Vec<Option<SegmentRecord>> = answered;
+        records.resize(total, None);
+        let to_send = submits
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| records[*i].is_none());
+        let outcomes =
+            join_all(to_send.map(|(i, s)| self.submit_segment(&message, i, total, s))).await;
         let mut failure = None;
-        for outcome in outcomes {
+        for (i, outcome) in outcomes {
             match outcome {
-                Ok(a) => accepted.push(SegmentRecord {
-                    msg_id: a.msg_id.0,
-                    submitted_at: now_ms(),
-                }),
+                Ok(record) => records[i] = Some(record),
                 // The link closed for good with a segment unanswered: leave the entry pending for
                 // a later start.
                 Err(SubmitError::Closed | SubmitError::LinkLost { .. }) => {
@@ -49,6 +56,7 @@ impl Job {
                 Err(e) => failure = Some(e),
             }
         }
+        let accepted: Vec<SegmentRecord> = records.into_iter().flatten().collect();
         // What the ISMG accepted must be on record before the entry is acknowledged: a reclaim
         // would send it again. If Redis refuses the record for good, the message ends dead with
         // a reason, never sent twice.
@@ -107,5 +115,32 @@ impl Job {
         }
         self.metrics.worker_finished(outcome);
         self.acker.ack(entry.stream_id);
+    }
+
+    /// Sends segment `i` (from 0) of `total`. A long message's accepted segment goes on record
+    /// at once, so that if this process stops before the others are answered the message is
+    /// sent again without it; a failure to record is only logged (the whole message is recorded
+    /// at the end anyway; only a stop in between would then send the segment twice).
+    async fn submit_segment(
+        &self,
+        message: &OutboundMessage,
+        i: usize,
+        total: usize,
+        submit: Submit,
+    ) -> (usize, Result<SegmentRecord, SubmitError>) {
+        let outcome = self.link.submit(submit).await.map(|a| SegmentRecord {
+            msg_id: a.msg_id.0,
+            submitted_at: now_ms(),
+        });
+        if let (Ok(record), true) = (&outcome, total > 1) {
+            let recorded = self
+                .consumer
+                .record_segment(&message.id, &message.to, i + 1, total, *record)
+                .await;
+            if let Err(e) = recorded {
+                tracing::debug!(id = %message.id, segment = i + 1, error = %e, "cannot record a segment yet");
+            }
+        }
+        (i, outcome)
     }
 }
