@@ -4,7 +4,7 @@
 Every panel of the dashboard (panels inside rows included) is queried through Prometheus'
 HTTP API (`/api/v1/query_range`) and drawn with matplotlib where the dashboard's gridPos puts
 it: time series panels as line charts, stat panels as a big last value. Template variables are
-substituted: `$link` and `$instance` become `.*`, `$__rate_interval` becomes --rate-interval,
+substituted: `$link`, `$channel` and `$instance` become `.*`, `$__rate_interval` becomes --rate-interval,
 `$__range` the rendered range. A panel whose queries return nothing says "no data".
 
 Run (from the repository root, with Prometheus scraping a running gateway):
@@ -58,7 +58,7 @@ def walk_panels(panels):
 
 def substitute(expr, rate_interval, range_s):
     expr = expr.replace("$__rate_interval", rate_interval).replace("$__range", f"{int(range_s)}s")
-    return re.sub(r"\$\{?(link|instance)\}?", ".*", expr)
+    return re.sub(r"\$\{?(link|channel|instance)\}?", ".*", expr)
 
 
 def query_range(base, expr, start, end, step):

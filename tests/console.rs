@@ -1,7 +1,8 @@
 //! The console's JSON routes against a real redis-server: through `warp::test` (an ingress
 //! without a link) for paging, searches, refusals, keys and outages; and end to end (the
 //! gateway in-process with the simulator) for what needs the worker and the receive path:
-//! entries XADDed directly, reports and MO by number, dead letters, the stats cards.
+//! entries XADDed directly, reports and MO by number, dead letters, the stats cards (every
+//! channel and each connection held).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -404,6 +405,12 @@ async fn the_send_settings_are_the_servers() {
     );
     let stats = get_json(&state, "/v1/stats").await;
     assert_eq!(stats["link"]["state"], "absent");
+    // An instance without links still lists the channels it would serve, holding none.
+    assert_eq!(
+        stats["channels"],
+        json!([{"name": "default", "allowed": 1, "connections_per_instance": 1,
+                "held_here": 0, "links": []}])
+    );
     assert_eq!(
         (stats["backlog"].as_u64(), stats["dead_letters"].as_u64()),
         (Some(0), Some(0))
@@ -433,6 +440,117 @@ async fn wait_for(http: std::net::SocketAddr, path: &str, done: impl Fn(&Value) 
 
 fn items(page: &Value) -> &Vec<Value> {
     page["items"].as_array().unwrap()
+}
+
+/// The connections of `channel` in a `/v1/stats` answer.
+fn connections(stats: &Value, channel: usize) -> &[Value] {
+    stats["channels"][channel]["links"]
+        .as_array()
+        .map_or(&[], Vec::as_slice)
+}
+
+fn sum(links: &[Value], field: &str) -> u64 {
+    links.iter().filter_map(|l| l[field].as_u64()).sum()
+}
+
+/// Two channels on one account: `default` with K = 2, both slots leased by this one instance,
+/// and `spare` (K = 3), which this instance is set to hold none of. `/v1/stats` lists both
+/// ("held here h / allowed K") with a row per held slot: its state, window, counters and rates;
+/// `link` stays, as before channels, with the rates of both connections together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_list_every_channel_and_each_connection_held_here() {
+    let gateway::Stack {
+        redis: _redis,
+        sim,
+        gw,
+    } = gateway::stack(
+        Behaviour::default(),
+        json!({"channels": [
+            {"name": "default", "max_connections": 2},
+            {"name": "spare", "max_connections": 3, "connections_per_instance": 0},
+        ]}),
+    )
+    .await;
+    let http = gw.http;
+    let stats = wait_for(http, "/v1/stats", |s| {
+        let links = connections(s, 0);
+        links.len() == 2 && links.iter().all(|l| l["state"] == "up")
+    })
+    .await;
+    let default = &stats["channels"][0];
+    assert_eq!(
+        (
+            &default["name"],
+            &default["allowed"],
+            &default["connections_per_instance"],
+            &default["held_here"],
+        ),
+        (&json!("default"), &json!(2), &json!(2), &json!(2)),
+        "{stats}"
+    );
+    let links = connections(&stats, 0);
+    let slots: Vec<u64> = links.iter().map(|l| l["slot"].as_u64().unwrap()).collect();
+    assert_eq!(slots, [0, 1]);
+    let now = cmpp_gateway::store::now_ms();
+    for link in links {
+        let since = link["since"].as_u64().expect("since in Unix ms");
+        assert!(since <= now && now - since < 60_000, "{link}");
+        assert_eq!(link["reason"], "logged in", "{link}");
+        assert_eq!(
+            link["window"],
+            json!({"size": 16, "in_flight": 0}),
+            "{link}"
+        );
+        for counter in [
+            "submits_sent",
+            "submits_ok",
+            "delivers_received",
+            "reports_received",
+        ] {
+            assert!(link[counter].is_u64(), "{counter} in {link}");
+        }
+    }
+    assert_eq!(
+        stats["channels"][1],
+        json!({"name": "spare", "allowed": 3, "connections_per_instance": 0,
+               "held_here": 0, "links": []})
+    );
+    assert_eq!(stats["channels"].as_array().unwrap().len(), 2);
+    assert_eq!(stats["link"]["state"], "up");
+    assert_eq!(stats["link"]["window"]["size"], 16);
+
+    // Four messages go out over the two connections, however the workers share them; each
+    // connection counts its own, and the sampler gives each its rates: from a sample taken
+    // before they were sent, so the rates cannot miss them.
+    wait_for(http, "/v1/stats", |s| {
+        connections(s, 0).iter().all(|l| l["rates"].is_object())
+    })
+    .await;
+    for to in [A, B, A, B] {
+        let resp = tcp_post(http, "/v1/messages", &json!({"to": to, "text": "hi"})).await;
+        assert_eq!(resp.status, 202, "{}", resp.body);
+    }
+    let stats = wait_for(http, "/v1/stats", |s| {
+        let links = connections(s, 0);
+        sum(links, "submits_ok") == 4 && sum(links, "reports_received") == 4
+    })
+    .await;
+    assert_eq!(sim.recorded_submits().len(), 4);
+    let links = connections(&stats, 0);
+    let per_connection: f64 = links
+        .iter()
+        .map(|l| l["rates"]["submits_ok_per_s"].as_f64().unwrap())
+        .sum();
+    let together = stats["link"]["rates"]["submits_ok_per_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the link's rates: {stats}"));
+    assert!(per_connection > 0.0, "{stats}");
+    // Measured a moment apart within one answer: equal up to rounding.
+    assert!(
+        (together - per_connection).abs() < 0.05,
+        "link {together}/s, connections {per_connection}/s: {stats}"
+    );
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,6 +688,8 @@ async fn delivered_messages_reports_and_mo_are_found_by_number_and_counted() {
     let stats = tcp_get(http, "/v1/stats").await.json();
     assert_eq!(stats["link"]["state"], "up", "{stats}");
     assert_eq!(stats["link"]["window"]["size"], 16);
+    assert_eq!(stats["channels"][0]["held_here"], 1, "{stats}");
+    assert_eq!(stats["channels"][0]["links"][0]["state"], "up", "{stats}");
     assert_eq!(
         stats["last_hour"],
         json!({"delivered": 6, "failed": 0, "delivery_ratio": 1.0})

@@ -2,7 +2,7 @@
 //! refusal; [`respond`](super::request_log::respond) turns it into the JSON answer.
 
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::json;
@@ -12,10 +12,10 @@ use warp::reply::Response;
 use super::accept;
 use super::errors::{HttpError, json_response, raw_json_response};
 use super::models::{LinkView, SendRequest, WindowView};
-use super::rates::Counters;
+use super::rates::{Rates, held_with_rates};
 use super::state::HttpState;
 use crate::metrics::Metrics;
-use crate::session::LinkState;
+use crate::session::{Link, LinkState};
 use crate::store::now_ms;
 
 /// Set on a 202 that repeats the stored answer of an earlier request with the same `id`.
@@ -103,25 +103,33 @@ pub fn link_view(state: &HttpState) -> LinkView {
     };
     let status = link.status();
     let stats = link.stats().snapshot();
-    let rates = state
-        .rates()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .rates(tokio::time::Instant::now(), Counters::from(&stats));
-    let size = link.window_size();
+    let rates = Rates::total(
+        held_with_rates(state)
+            .into_iter()
+            .filter_map(|(_, _, rates)| rates),
+    );
     LinkView {
         state: status.state.as_str(),
-        since: status
-            .since
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_millis() as u64),
+        since: unix_ms(status.since),
         reason: Some(status.reason),
-        window: Some(WindowView {
-            size,
-            in_flight: size.saturating_sub(link.window_available()),
-        }),
+        window: Some(window_view(&link)),
         stats: Some(stats),
         rates,
     }
+}
+
+/// A link's window now.
+pub fn window_view(link: &Link) -> WindowView {
+    let size = link.window_size();
+    WindowView {
+        size,
+        in_flight: size.saturating_sub(link.window_available()),
+    }
+}
+
+/// Unix milliseconds, as the API gives every time.
+pub fn unix_ms(at: SystemTime) -> Option<u64> {
+    at.duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
 }

@@ -232,7 +232,9 @@ pub struct CompatAnswer {
     pub id: String,
 }
 
-/// `GET /v1/link`. Without a link only `state: "absent"` is present.
+/// `GET /v1/link`. Without a link only `state: "absent"` is present. The state, window and
+/// counters are those of the link that speaks for this process (the first one up); `rates` are
+/// every connection of this process together.
 #[derive(Debug, Serialize)]
 pub struct LinkView {
     pub state: &'static str,
@@ -254,6 +256,38 @@ pub struct WindowView {
     pub size: usize,
     /// Window slots taken: submits queued for the wire or waiting for their SUBMIT_RESP.
     pub in_flight: usize,
+}
+
+/// One configured channel in `GET /v1/stats`: what the carrier allows it and the connections
+/// this process holds of it.
+#[derive(Debug, Serialize)]
+pub struct ChannelView {
+    pub name: String,
+    /// K: connections allowed across every instance (`max_connections`).
+    pub allowed: u32,
+    /// Connections this instance tries to hold.
+    pub connections_per_instance: u32,
+    /// Connection slots this instance holds a lease on now.
+    pub held_here: usize,
+    /// One per held slot, by slot.
+    pub links: Vec<ConnectionView>,
+}
+
+/// One held connection slot and the link on it.
+#[derive(Debug, Serialize)]
+pub struct ConnectionView {
+    pub slot: u32,
+    pub state: &'static str,
+    /// Unix milliseconds of the last state change.
+    pub since: Option<u64>,
+    pub reason: String,
+    pub window: WindowView,
+    /// Since this link started on the slot.
+    #[serde(flatten)]
+    pub counters: super::rates::Counters,
+    /// Over the last ~10 s; absent until the sampler has seen the link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rates: Option<super::rates::Rates>,
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! What the console's cards and send form read:
 //!
 //! * `GET /v1/stats`: the link as `/v1/link` shows it (state, since, window, ~10 s rates of
-//!   this instance's link), the outbound backlog, the dead-letter count and the last hour's
-//!   delivery outcomes (per-minute counters in Redis, every instance's reports).
+//!   this instance's links), every configured channel with the connection slots this instance
+//!   holds of it (state, window, counters and rates of each), the outbound backlog, the
+//!   dead-letter count and the last hour's delivery outcomes (per-minute counters in Redis,
+//!   every instance's reports).
 //! * `GET /v1/config`: the settings the send form needs to count characters and segments the
 //!   way the server will (no secrets).
 
@@ -15,18 +17,23 @@ use warp::{Filter, Rejection};
 
 use super::errors::{HttpError, json_response};
 use super::filters::authed;
-use super::handlers::link_view;
-use super::models::LinkView;
+use super::handlers::{link_view, unix_ms, window_view};
+use super::models::{ChannelView, ConnectionView, LinkView};
+use super::rates::{Counters, Rates, held_with_rates};
 use super::request_log::respond;
 use super::state::HttpState;
 use crate::message::SRC_ID_LEN;
+use crate::session::HeldLink;
 use crate::store::{HourOutcomes, now_ms};
 
 #[derive(Debug, Serialize)]
 struct Stats {
     /// When this was measured (Unix ms).
     at: u64,
+    /// As before channels: the link that speaks for this process.
     link: LinkView,
+    /// Every configured channel, in configuration order, with the connections held here.
+    channels: Vec<ChannelView>,
     /// Outbound entries not yet read plus read and not acknowledged.
     backlog: u64,
     dead_letters: u64,
@@ -73,11 +80,50 @@ async fn stats(state: Arc<HttpState>) -> Result<Response, HttpError> {
     let stats = Stats {
         at: now_ms(),
         link: link_view(&state),
+        channels: channel_views(&state),
         backlog,
         dead_letters,
         last_hour,
     };
     Ok(json_response(StatusCode::OK, &stats))
+}
+
+/// Every configured channel, even one this process holds no slot of (an ingress-only instance
+/// holds none): "held here h / allowed K" is what tells an operator where the rest are.
+fn channel_views(state: &HttpState) -> Vec<ChannelView> {
+    let held = held_with_rates(state);
+    state
+        .config()
+        .channels
+        .iter()
+        .map(|channel| {
+            let links: Vec<ConnectionView> = held
+                .iter()
+                .filter(|(h, _, _)| h.channel == channel.name)
+                .map(|(h, counters, rates)| connection_view(h, *counters, rates.clone()))
+                .collect();
+            ChannelView {
+                name: channel.name.clone(),
+                allowed: channel.max_connections,
+                connections_per_instance: channel.connections_per_instance,
+                held_here: links.len(),
+                links,
+            }
+        })
+        .collect()
+}
+
+fn connection_view(held: &HeldLink, counters: Counters, rates: Option<Rates>) -> ConnectionView {
+    let status = held.link.status();
+    ConnectionView {
+        slot: held.slot,
+        state: status.state.as_str(),
+        since: unix_ms(status.since),
+        reason: status.reason,
+        window: window_view(&held.link),
+        counters,
+        rates,
+    }
 }
 
 /// Every channel's backlog, added up.

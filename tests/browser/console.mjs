@@ -76,6 +76,10 @@ async function main() {
     await page.fill('#login-key', key);
     await page.click('#login-form button[type=submit]');
     await until('the link card to say up', async () => (await page.textContent('#card-link')) === 'up');
+    // Under it, the channel (K = 1, held here) and its one connection slot.
+    await until('the channel line and its slot', async () =>
+      (await page.textContent('#card-link-channels .channel-line')) === 'default: held here 1 / allowed 1' &&
+      /^slot 0 up · \d+ \/ 16$/.test(await page.textContent('#card-link-channels .slot')));
 
     // The counter follows the server's rule (src/text/segment.rs).
     const cases = [

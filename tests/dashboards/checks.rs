@@ -1,5 +1,5 @@
 //! Checks of expressions against a catalog: names it lacks, functions on the wrong metric type,
-//! dashboard selectors without the `$link`/`$instance` filter.
+//! dashboard selectors without the `$link`/`$channel`/`$instance` filter.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,8 +67,9 @@ pub fn function_problems(exprs: &[(String, String)], catalog: &Catalog) -> Vec<S
     problems
 }
 
-/// Every dashboard selector filters on `instance=~"$instance"`, and on `link=~"$link"` when the
-/// metric has a `link` label; every range is `$__rate_interval` (or `$__range` for stats).
+/// Every dashboard selector filters on `instance=~"$instance"`, on `link=~"$link"` when the
+/// metric has a `link` label and on `channel=~"$channel"` when it has a `channel` label; every
+/// range is `$__rate_interval` (or `$__range` for stats).
 pub fn filter_problems(exprs: &[(String, String)], catalog: &Catalog) -> Vec<String> {
     let mut problems = Vec::new();
     for (at, expr) in exprs {
@@ -85,8 +86,11 @@ pub fn filter_problems(exprs: &[(String, String)], catalog: &Catalog) -> Vec<Str
                     s.metric
                 ));
             }
-            if catalog.has_label(&s.metric, "link") && !has("link", "$link") {
-                problems.push(format!("{at}: {} without link=~\"$link\"", s.metric));
+            for label in ["link", "channel"] {
+                let var = format!("${label}");
+                if catalog.has_label(&s.metric, label) && !has(label, &var) {
+                    problems.push(format!("{at}: {} without {label}=~\"{var}\"", s.metric));
+                }
             }
         }
         let toks = lex(expr).unwrap_or_else(|e| panic!("{at}: {e}"));

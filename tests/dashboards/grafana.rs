@@ -120,13 +120,14 @@ pub fn dashboard_problems(d: &Value) -> Vec<String> {
         ),
         None => check(false, "no `datasource` variable".into()),
     }
-    for (name, query) in [
-        ("link", "label_values(cmpp_link_up, link)"),
-        (
-            "instance",
-            "label_values(cmpp_link_up{link=~\"$link\"}, instance)",
-        ),
-    ] {
+    // In this order: a variable's query may only name the variables before it.
+    let order = ["link", "channel", "instance"];
+    for (name, query) in order.iter().zip([
+        "label_values(cmpp_link_up, link)",
+        // Every configured channel, also one no instance holds a slot of.
+        "label_values(cmpp_channel_max_connections, channel)",
+        "label_values(cmpp_link_up{link=~\"$link\",channel=~\"$channel\"}, instance)",
+    ]) {
         let Some(v) = var(name) else {
             check(false, format!("no `{name}` variable"));
             continue;
@@ -153,6 +154,12 @@ pub fn dashboard_problems(d: &Value) -> Vec<String> {
             format!("variable {name} is not on ${{datasource}}"),
         );
     }
+    let position = |name: &str| vars.iter().position(|v| v["name"] == name);
+    let positions: Vec<Option<usize>> = order.iter().map(|n| position(n)).collect();
+    check(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        format!("variables not in the order {order:?}"),
+    );
 
     let Some(panels) = d["panels"].as_array() else {
         check(false, "no `panels` array".into());

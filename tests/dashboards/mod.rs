@@ -1,14 +1,14 @@
 //! The Grafana dashboard (`dashboards/cmpp-gateway.json`) and the alert rules
 //! (`dashboards/alerts.yml`) against the metrics they read:
 //!
-//! - the dashboard's structure: the `DS_PROMETHEUS` input, the `datasource`, `link` and
-//!   `instance` variables, every panel on `${datasource}`, unique ids, no overlapping panels, a
-//!   unit on every panel;
+//! - the dashboard's structure: the `DS_PROMETHEUS` input, the `datasource`, `link`, `channel`
+//!   and `instance` variables, every panel on `${datasource}`, unique ids, no overlapping panels,
+//!   a unit on every panel;
 //! - the alert file's shape (one group, every rule with `for`, a severity and both annotations),
 //!   read by a strict line parser that refuses what it does not understand;
 //! - every metric name in the expressions is in `docs/metrics.md` and in the scrape of a real
 //!   running gateway, `rate`/`increase` only read counters (or histogram parts), every dashboard
-//!   selector filters on `$instance` (and `$link` where the metric has a `link` label);
+//!   selector filters on `$instance` (and `$link`, `$channel` where the metric has that label);
 //! - `promtool check metrics` on that scrape and `promtool check rules` on the alerts;
 //! - `promtool test rules dashboards/alerts.test.yml`: the alerts fire on trouble and stay quiet
 //!   on a healthy gateway.
@@ -93,7 +93,7 @@ impl Sources {
 // The tests.
 
 #[test]
-fn the_dashboard_is_importable_and_filtered_by_link_and_instance() {
+fn the_dashboard_is_importable_and_filtered_by_link_channel_and_instance() {
     let sources = Sources::load();
     report(
         &format!("{DASHBOARD} structure"),
@@ -104,6 +104,27 @@ fn the_dashboard_is_importable_and_filtered_by_link_and_instance() {
         panels.iter().filter(|p| p["type"] != "row").count() >= 20,
         "the dashboard has fewer panels than the list it must show"
     );
+    // Channels: held against allowed, lease losses, and each connection slot on its own.
+    let exprs = dashboard_exprs(&sources.dashboard);
+    let used: BTreeSet<String> = exprs
+        .iter()
+        .flat_map(|(at, e)| promql::metric_names(e).unwrap_or_else(|e| panic!("{at}: {e}")))
+        .collect();
+    for family in [
+        "cmpp_channel_max_connections",
+        "cmpp_leases_held",
+        "cmpp_lease_losses_total",
+    ] {
+        assert!(used.contains(family), "no panel reads {family}");
+    }
+    for per_connection in ["cmpp_link_submits_total", "cmpp_link_window_in_flight"] {
+        assert!(
+            exprs
+                .iter()
+                .any(|(_, e)| e.contains(per_connection) && e.contains("by (channel, slot)")),
+            "no panel shows {per_connection} per connection (by (channel, slot))"
+        );
+    }
 }
 
 #[test]
@@ -127,6 +148,7 @@ fn the_alert_rules_have_the_expected_shape() {
         "CmppFlowControlSustained",
         "CmppHttpUnavailable",
         "CmppHeartbeatsMissed",
+        "CmppChannelConnectionsBelowAllowed",
     ] {
         assert!(names.contains(required), "{ALERTS} has no {required} alert");
     }
@@ -152,7 +174,7 @@ fn the_dashboard_and_alerts_use_only_documented_metrics_correctly() {
         &function_problems(&sources.all_exprs(), &contract),
     );
     report(
-        "dashboard selectors without the $link/$instance filter",
+        "dashboard selectors without the $link/$channel/$instance filter",
         &filter_problems(&dashboard_exprs(&sources.dashboard), &contract),
     );
 }
@@ -240,7 +262,7 @@ async fn a_running_gateway_exports_every_metric_the_dashboard_and_alerts_use() {
         &function_problems(&sources.all_exprs(), &catalog),
     );
     report(
-        "dashboard selectors without the $link/$instance filter (labels as scraped)",
+        "dashboard selectors without the $link/$channel/$instance filter (labels as scraped)",
         &filter_problems(&dashboard_exprs(&sources.dashboard), &catalog),
     );
 

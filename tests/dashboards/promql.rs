@@ -178,7 +178,7 @@ fn the_promql_reader_finds_names_matchers_and_ranges() {
     use crate::dashboards::exposition::Catalog;
     use crate::dashboards::{CONTRACT, read_repo_file};
 
-    let expr = r#"histogram_quantile(0.99, sum by (le, link) (rate(cmpp_link_submit_rtt_seconds_bucket{link=~"$link",instance=~"$instance"}[$__rate_interval])))
+    let expr = r#"histogram_quantile(0.99, sum by (le, link) (rate(cmpp_link_submit_rtt_seconds_bucket{link=~"$link",channel=~"$channel",instance=~"$instance"}[$__rate_interval])))
       / on() group_left up{job="cmpp_not_a_metric"} # cmpp_in_a_comment"#;
     let names: Vec<String> = metric_names(expr).unwrap().into_iter().collect();
     assert_eq!(names, ["cmpp_link_submit_rtt_seconds_bucket"]);
@@ -187,6 +187,7 @@ fn the_promql_reader_finds_names_matchers_and_ranges() {
         sels[0].matchers,
         [
             ("link".into(), "=~".into(), "$link".into()),
+            ("channel".into(), "=~".into(), "$channel".into()),
             ("instance".into(), "=~".into(), "$instance".into())
         ]
     );
@@ -194,8 +195,25 @@ fn the_promql_reader_finds_names_matchers_and_ranges() {
     let one = |e: &str| vec![("p".to_owned(), e.to_owned())];
     assert!(filter_problems(&one(expr), &contract).is_empty());
     assert_eq!(
-        filter_problems(&one(r#"cmpp_link_up{instance=~"$instance"}"#), &contract),
+        filter_problems(
+            &one(r#"cmpp_link_up{channel=~"$channel",instance=~"$instance"}"#),
+            &contract
+        ),
         ["p: cmpp_link_up without link=~\"$link\""]
+    );
+    assert_eq!(
+        filter_problems(
+            &one(r#"cmpp_link_up{link=~"$link",instance=~"$instance"}"#),
+            &contract
+        ),
+        ["p: cmpp_link_up without channel=~\"$channel\""]
+    );
+    assert_eq!(
+        filter_problems(
+            &one(r#"sum(cmpp_leases_held{instance=~"$instance"})"#),
+            &contract
+        ),
+        ["p: cmpp_leases_held without channel=~\"$channel\""]
     );
     assert_eq!(
         filter_problems(

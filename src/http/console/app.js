@@ -230,6 +230,7 @@
     const pill = $('#link-pill');
     pill.textContent = `link ${link.state}`;
     pill.className = `pill state-${link.state}`;
+    showChannels(s.channels || []);
     $('#card-window').textContent = link.window ? `${link.window.in_flight} / ${link.window.size}` : '–';
     $('#card-out').textContent = fmtRate(link.rates && link.rates.submits_ok_per_s);
     $('#card-in').textContent = fmtRate(link.rates && link.rates.delivers_per_s);
@@ -239,6 +240,19 @@
     $('#card-backlog').textContent = s.backlog;
     $('#card-dead').textContent = s.dead_letters;
     $('#stats-updated').textContent = `Updated ${time(s.at)}`;
+  }
+
+  /** Under the link: per channel "name: held here h / allowed K", then one row per held slot. */
+  function showChannels(channels) {
+    $('#card-link-channels').replaceChildren(...channels.map((c) => el('div', { class: 'channel' },
+      el('p', { class: 'sub channel-line' }, `${c.name}: held here ${c.held_here} / allowed ${c.allowed}`),
+      c.links.length === 0 ? null : el('ul', { class: 'slots' }, c.links.map((l) => el('li', {
+        class: 'slot',
+        title: l.since ? `since ${time(l.since)}${l.reason ? ` · ${l.reason}` : ''}` : l.reason,
+      },
+      `slot ${l.slot} `,
+      el('span', { class: `state-${l.state}` }, l.state),
+      ` · ${l.window.in_flight} / ${l.window.size}`))))));
   }
 
   async function pollStats() {
