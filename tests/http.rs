@@ -379,6 +379,16 @@ async fn routing_health_and_absent_link() {
     let resp = call(&strict, get("/readyz")).await;
     let b = assert_error(&resp, 503, None);
     assert!(b["error"].as_str().unwrap().contains("link"), "{b}");
+    // Unless other instances hold every connection slot: a spare instance serves HTTP.
+    let mut conn = redis_conn(&redis).await;
+    let () = redis::cmd("SET")
+        .arg("cmpp:lease:{default}:0")
+        .arg("elsewhere/0/1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let resp = call(&strict, get("/readyz")).await;
+    assert_eq!(resp.status(), 200, "{}", body(&resp));
 }
 
 #[tokio::test]

@@ -26,7 +26,9 @@ pub async fn healthz() -> Result<Response, HttpError> {
     Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
 }
 
-/// `GET /readyz`: Redis answers, and the link is up when `readyz_requires_link`.
+/// `GET /readyz`: Redis answers, and when `readyz_requires_link` a link of this process is up —
+/// or, holding none, every connection slot of every channel is held by other instances (a spare
+/// instance still serves HTTP).
 pub async fn readyz(state: Arc<HttpState>) -> Result<Response, HttpError> {
     let store = state
         .store()
@@ -37,7 +39,7 @@ pub async fn readyz(state: Arc<HttpState>) -> Result<Response, HttpError> {
         .map_err(|_| HttpError::NotReady("redis unavailable".into()))?;
     if state.config().http.readyz_requires_link {
         let Some(link) = state.link() else {
-            return Err(HttpError::NotReady("no CMPP link in this process".into()));
+            return spare_instance_ready(&state, store).await;
         };
         let status = link.status();
         if status.state != LinkState::Up {
@@ -49,6 +51,33 @@ pub async fn readyz(state: Arc<HttpState>) -> Result<Response, HttpError> {
         }
     }
     Ok(json_response(StatusCode::OK, &json!({"status": "ready"})))
+}
+
+/// Ready without a link of its own only while the other instances hold every slot.
+async fn spare_instance_ready(
+    state: &HttpState,
+    store: &crate::store::Store,
+) -> Result<Response, HttpError> {
+    for channel in &state.config().channels {
+        let holders = state
+            .store_call(
+                "lease holders",
+                store.lease_holders(&channel.name, channel.max_connections),
+            )
+            .await
+            .map_err(|_| HttpError::NotReady("redis unavailable".into()))?;
+        let free = holders.iter().filter(|h| h.is_none()).count();
+        if free > 0 {
+            return Err(HttpError::NotReady(format!(
+                "no CMPP link in this process, and {free} of channel {}'s {} connection slots are not held by any instance",
+                channel.name, channel.max_connections
+            )));
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"status": "ready", "links": "every connection slot is held by other instances"}),
+    ))
 }
 
 /// `GET /metrics`: the Prometheus text format.
