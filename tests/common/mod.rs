@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod http_client;
 pub mod link;
+pub mod process;
 pub mod redis;
 pub mod streams;
 pub mod wait;

@@ -1,11 +1,10 @@
 //! SIGKILL the gateway process while 5 000 messages are in flight, start another: every message
 //! reaches a final state, none is lost, and the duplicates the ISMG sees stay bounded.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::gateway;
+use crate::common::process::GatewayProcess;
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams;
 use cmpp_gateway::simulator::{Behaviour, SimulatorHandle};
@@ -15,21 +14,12 @@ use tokio::time::Instant;
 const MESSAGES: usize = 5_000;
 const WINDOW: usize = 16;
 
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn_gateway(
     dir: &std::path::Path,
     sim: &SimulatorHandle,
     redis: &RedisServer,
     consumer: &str,
-) -> Gateway {
+) -> GatewayProcess {
     let config = json!({
         "user": "900001", "password": "888888", "sms_accessno": "1064899104221", "service_id": "JSASXW",
         "http_host": "127.0.0.1", "http_port": 0,
@@ -38,18 +28,7 @@ fn spawn_gateway(
         "consumer_name": consumer, "reclaim_idle": "2s", "worker_block": "200ms", "response_timeout": "2s",
         "reconnect_min": "50ms", "reconnect_max": "500ms",
     });
-    let path: PathBuf = dir.join(format!("{consumer}.json"));
-    std::fs::write(&path, config.to_string()).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_cmpp-gateway"))
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the gateway binary starts");
-    Gateway(child)
+    GatewayProcess::spawn(dir, consumer, &config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,11 +4,10 @@
 //! and a stalled instance that wakes after its lease ran out sending nothing more.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::gateway;
+use crate::common::process::{GatewayProcess as Instance, Scratch};
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams;
 use crate::common::wait::until;
@@ -19,69 +18,6 @@ use tokio::time::Instant;
 
 const WINDOW: usize = 16;
 const LEASE_TTL: Duration = Duration::from_secs(2);
-
-/// One gateway process; killed (SIGKILL) when dropped.
-struct Instance {
-    child: Child,
-}
-
-impl Instance {
-    fn spawn(dir: &Path, name: &str, config: Value) -> Instance {
-        let path: PathBuf = dir.join(format!("{name}.json"));
-        std::fs::write(&path, config.to_string()).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cmpp-gateway"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the gateway binary starts");
-        Instance { child }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        // A stopped process must be continued to die promptly when the test fails midway.
-        let _ = Command::new("kill")
-            .arg("-CONT")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "cmpp-gateway-{test}-{}-{}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The account's config for one instance: K = `max_connections`, short lease and timers (T × N
 /// = 3 s before an orphan is claimed).
@@ -133,6 +69,26 @@ async fn wait_live_connections(sim: &SimulatorHandle, want: u64, limit: Duration
     .await
 }
 
+/// Instance `a` holding two of the four slots, then `b` (which would take all four) holding the
+/// other two, paced at `rate` per connection.
+async fn a_with_two_then_b(
+    dir: &Scratch,
+    sim: &SimulatorHandle,
+    redis: &RedisServer,
+    rate: u32,
+) -> (Instance, Instance) {
+    let pace = json!({"max_connections": 4, "rate": rate});
+    let mut a_config = pace.clone();
+    a_config["connections_per_instance"] = json!(2);
+    let a = Instance::spawn(&dir.0, "a", &config(sim, redis, "a", a_config));
+    wait_live_connections(sim, 2, Duration::from_secs(30)).await;
+    let mut b_config = pace;
+    b_config["connections_per_instance"] = json!(4);
+    let b = Instance::spawn(&dir.0, "b", &config(sim, redis, "b", b_config));
+    wait_live_connections(sim, 4, Duration::from_secs(30)).await;
+    (a, b)
+}
+
 async fn wait_submits(sim: &SimulatorHandle, at_least: u64) {
     until(
         &format!("{at_least} SUBMITs received"),
@@ -171,8 +127,8 @@ async fn k4_over_two_instances_never_exceeds_four_connections_and_sends_each_mes
     // Each instance would take all four slots if it could: only the leases keep the two
     // together at four.
     let both = json!({"max_connections": 4, "connections_per_instance": 4});
-    let _a = Instance::spawn(&dir.0, "a", config(&sim, &redis, "a", both.clone()));
-    let _b = Instance::spawn(&dir.0, "b", config(&sim, &redis, "b", both));
+    let _a = Instance::spawn(&dir.0, "a", &config(&sim, &redis, "a", both.clone()));
+    let _b = Instance::spawn(&dir.0, "b", &config(&sim, &redis, "b", both));
 
     streams::wait_all_delivered(&mut conn, "k4", MESSAGES, Duration::from_secs(300)).await;
     let c = sim.counters();
@@ -197,15 +153,7 @@ async fn a_killed_instance_s_slots_and_entries_are_taken_over() {
     let dir = Scratch::new("kill");
     let mut conn = connect(&redis).await;
     // Paced so the load is still on when the first instance dies.
-    let pace = json!({"max_connections": 4, "rate": 500});
-    let mut a_config = pace.clone();
-    a_config["connections_per_instance"] = json!(2);
-    let a = Instance::spawn(&dir.0, "a", config(&sim, &redis, "a", a_config));
-    wait_live_connections(&sim, 2, Duration::from_secs(30)).await;
-    let mut b_config = pace;
-    b_config["connections_per_instance"] = json!(4);
-    let _b = Instance::spawn(&dir.0, "b", config(&sim, &redis, "b", b_config));
-    wait_live_connections(&sim, 4, Duration::from_secs(30)).await;
+    let (a, _b) = a_with_two_then_b(&dir, &sim, &redis, 500).await;
     streams::fill(&mut conn, "kill", MESSAGES).await;
     wait_submits(&sim, 3_000).await;
 
@@ -250,15 +198,7 @@ async fn an_instance_stopped_past_its_lease_sends_nothing_more_on_its_slots() {
     let sim = simulator_with(Behaviour::default(), SimulatorConfig::default().accounts).await;
     let dir = Scratch::new("stop");
     let mut conn = connect(&redis).await;
-    let pace = json!({"max_connections": 4, "rate": 400});
-    let mut a_config = pace.clone();
-    a_config["connections_per_instance"] = json!(2);
-    let a = Instance::spawn(&dir.0, "a", config(&sim, &redis, "a", a_config));
-    wait_live_connections(&sim, 2, Duration::from_secs(30)).await;
-    let mut b_config = pace;
-    b_config["connections_per_instance"] = json!(4);
-    let _b = Instance::spawn(&dir.0, "b", config(&sim, &redis, "b", b_config));
-    wait_live_connections(&sim, 4, Duration::from_secs(30)).await;
+    let (a, _b) = a_with_two_then_b(&dir, &sim, &redis, 400).await;
     streams::fill(&mut conn, "stop", MESSAGES).await;
     wait_submits(&sim, 2_000).await;
 
@@ -423,8 +363,8 @@ async fn two_instances_never_give_one_recipient_two_long_messages_one_reference(
     let () = pipe.query_async(&mut conn).await.unwrap();
     let each =
         json!({"max_connections": 2, "connections_per_instance": 1, "wide_udh_reference": true});
-    let _a = Instance::spawn(&dir.0, "a", config(&sim, &redis, "a", each.clone()));
-    let _b = Instance::spawn(&dir.0, "b", config(&sim, &redis, "b", each));
+    let _a = Instance::spawn(&dir.0, "a", &config(&sim, &redis, "a", each.clone()));
+    let _b = Instance::spawn(&dir.0, "b", &config(&sim, &redis, "b", each));
 
     streams::wait_all_delivered(&mut conn, "udh", MESSAGES, Duration::from_secs(300)).await;
     let submits = sim.recorded_submits();
