@@ -9,6 +9,7 @@
 
 mod common;
 
+mod bench_many_link;
 mod codec_properties;
 mod config;
 mod console;

@@ -68,6 +68,55 @@ pub async fn run(
 
     // Messages enqueue as fast as Redis takes them, with their enqueue time.
     let started = Instant::now();
+    let queued_at = enqueue(&mut conn, "loop", count, rate_limit).await?;
+    // Timed when the last report is in, not after reading them all back for the latencies.
+    wait_for_len(&mut conn, "cmpp:reports", count + unmatched, || Ok(())).await?;
+    let elapsed = started.elapsed();
+    let report_script_us = evalsha_usec_per_call(&mut conn).await?;
+    let finals = read_finals(&mut conn, count).await?;
+    let report_match_waits = gateway
+        .metric("cmpp_reports_match_waits_total")
+        .await?
+        .unwrap_or(0.0) as u64;
+    let latencies = enqueue_to_report(&queued_at, &finals);
+
+    let mo_started = Instant::now();
+    for i in 0..mo {
+        rig.sim.send_mo(MoRequest {
+            from: format!("139{i:08}"),
+            to: "1064899104221".into(),
+            text: "上行短信".into(),
+            ..MoRequest::default()
+        })?;
+    }
+    wait_for_len(&mut conn, "cmpp:mo", mo, || Ok(())).await?;
+    let mo_elapsed = mo_started.elapsed();
+    gateway.stop().await?;
+    Ok(LoopRun {
+        messages: count,
+        enqueue_rate: rate_limit,
+        seconds: elapsed.as_secs_f64(),
+        messages_per_second: rate(count, elapsed),
+        enqueue_to_report: latencies,
+        report_match_waits,
+        unmatched,
+        report_script_us,
+        mo,
+        mo_seconds: mo_elapsed.as_secs_f64(),
+        mo_per_second: rate(mo, mo_elapsed),
+    })
+}
+
+/// XADDs `count` one-segment messages to `cmpp:mt` (ids `{prefix}-{i}`), in pipelines of 1,000,
+/// or paced at `rate_limit` messages per second in 10 ms ticks (0 = as fast as Redis takes them);
+/// returns each id's enqueue time (`ts`, ms since the epoch), what the reports are matched with.
+pub(super) async fn enqueue(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    count: u64,
+    rate_limit: u64,
+) -> Result<HashMap<String, u64>, String> {
+    let started = Instant::now();
     let mut queued_at = HashMap::with_capacity(count as usize);
     let mut added = 0;
     let tick = Duration::from_millis(10);
@@ -84,7 +133,7 @@ pub async fn run(
         let mut pipe = redis::pipe();
         let ts = now_ms();
         for i in added..added + chunk {
-            let id = format!("loop-{i}");
+            let id = format!("{prefix}-{i}");
             pipe.cmd("XADD")
                 .arg("cmpp:mt")
                 .arg("*")
@@ -103,61 +152,16 @@ pub async fn run(
                 .ignore();
             queued_at.insert(id, ts);
         }
-        let () = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        let () = pipe.query_async(conn).await.map_err(|e| e.to_string())?;
         added += chunk;
     }
-    // Timed when the last report is in, not after reading them all back for the latencies.
-    wait_for_len(&mut conn, "cmpp:reports", count + unmatched).await?;
-    let elapsed = started.elapsed();
-    let report_script_us = evalsha_usec_per_call(&mut conn).await?;
-    let finals = read_finals(&mut conn, count).await?;
-    let report_match_waits = gateway
-        .metric("cmpp_reports_match_waits_total")
-        .await?
-        .unwrap_or(0.0) as u64;
-    let latencies = finals
-        .iter()
-        .filter_map(|(id, received)| {
-            queued_at
-                .get(id)
-                .map(|q| received.saturating_sub(*q) * 1_000)
-        })
-        .collect();
-
-    let mo_started = Instant::now();
-    for i in 0..mo {
-        rig.sim.send_mo(MoRequest {
-            from: format!("139{i:08}"),
-            to: "1064899104221".into(),
-            text: "上行短信".into(),
-            ..MoRequest::default()
-        })?;
-    }
-    wait_for_len(&mut conn, "cmpp:mo", mo).await?;
-    let mo_elapsed = mo_started.elapsed();
-    gateway.stop().await?;
-    Ok(LoopRun {
-        messages: count,
-        enqueue_rate: rate_limit,
-        seconds: elapsed.as_secs_f64(),
-        messages_per_second: rate(count, elapsed),
-        enqueue_to_report: Latency::from_micros(latencies),
-        report_match_waits,
-        unmatched,
-        report_script_us,
-        mo,
-        mo_seconds: mo_elapsed.as_secs_f64(),
-        mo_per_second: rate(mo, mo_elapsed),
-    })
+    Ok(queued_at)
 }
 
 /// Reads the reports stream once (after it holds every report: one-segment messages, so each
 /// report is final; only its length was polled meanwhile, so the measurement did not load
 /// Redis); returns id → received_at of the entries that carry a final status.
-async fn read_finals(
+pub(super) async fn read_finals(
     conn: &mut redis::aio::MultiplexedConnection,
     count: u64,
 ) -> Result<Vec<(String, u64)>, String> {
@@ -194,6 +198,23 @@ async fn read_finals(
     Ok(finals)
 }
 
+/// Each final report's delay after its message's enqueue, in microseconds (both clocks are
+/// milliseconds: the stream entry's `ts` and the report's `received_at`).
+pub(super) fn enqueue_to_report(
+    queued_at: &HashMap<String, u64>,
+    finals: &[(String, u64)],
+) -> Latency {
+    let latencies = finals
+        .iter()
+        .filter_map(|(id, received)| {
+            queued_at
+                .get(id)
+                .map(|q| received.saturating_sub(*q) * 1_000)
+        })
+        .collect();
+    Latency::from_micros(latencies)
+}
+
 /// `usec_per_call` of EVALSHA in `INFO commandstats` (Redis' own clock, scripts' inner
 /// commands included); `None` when no script ran.
 async fn evalsha_usec_per_call(
@@ -215,10 +236,13 @@ async fn evalsha_usec_per_call(
         .and_then(|v| v.parse().ok()))
 }
 
-async fn wait_for_len(
+/// Polls XLEN until `stream` holds `n` entries; `alive` is asked on every poll and ends the wait
+/// with its error (e.g. a gateway process that exited), so a run does not sit out the deadline.
+pub(super) async fn wait_for_len(
     conn: &mut redis::aio::MultiplexedConnection,
     stream: &str,
     n: u64,
+    mut alive: impl FnMut() -> Result<(), String>,
 ) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -230,6 +254,7 @@ async fn wait_for_len(
         if len >= n {
             return Ok(());
         }
+        alive()?;
         if Instant::now() > deadline {
             return Err(format!("{len} of {n} entries in {stream} after 10 minutes"));
         }

@@ -1,11 +1,14 @@
 //! Benchmarks run as `cmpp-gateway bench …`, against the built-in simulator on loopback.
 //! They measure; they never assert: the numbers go to README with the command that made them.
 
+pub mod cpu;
 pub mod drain;
 pub mod full_loop;
+pub mod gateway_process;
 pub mod hostile;
 pub mod ingest;
 pub mod link;
+pub mod many_link;
 pub mod redis_server;
 pub mod rig;
 pub mod stream_watch;

@@ -98,6 +98,11 @@ impl RedisServer {
         }
     }
 
+    /// The server's process id while it runs (for its CPU time in a benchmark).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

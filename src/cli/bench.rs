@@ -25,6 +25,21 @@ pub enum BenchTarget {
     /// The gateway against each hostile ISMG behaviour (copies per message, logins), then the
     /// logins per minute of a link whose ISMG drops every connection a second after login.
     Hostile(HostileBenchArgs),
+    /// One account with 8 connections over two gateway processes (4 leased slots each) against
+    /// an ISMG capping each connection at 500 submits/s: submits/s, Result 8, enqueue-to-report.
+    ManyLink(ManyLinkBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManyLinkBenchArgs {
+    #[arg(long, default_value_t = 60_000)]
+    pub count: u64,
+    /// Pace the enqueue at this many messages per second (0 = all at once, for throughput; the
+    /// latency is then mostly queueing: pace below capacity, e.g. 3800, for the pipeline's).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +251,17 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
             }
             Ok(())
         }
+        BenchTarget::ManyLink(a) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find this program to run the gateways: {e}"))?;
+            let r = bench::many_link::run(&exe, a.count, a.rate).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                print_many_link(&r);
+            }
+            Ok(())
+        }
         BenchTarget::Drain(a) => {
             let r = bench::drain::run(a.count, a.window).await?;
             if a.json {
@@ -249,4 +275,77 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn print_many_link(r: &bench::many_link::ManyLinkRun) {
+    let capacity = f64::from(r.connections * r.cap_per_connection);
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    let enqueue = if r.enqueue_rate > 0 {
+        format!("paced at {}/s", r.enqueue_rate)
+    } else {
+        "all at once".to_owned()
+    };
+    println!(
+        "many-link K={} over {} gateway processes, {}/s per connection (capacity {capacity:.0}/s): {} messages enqueued {enqueue}, last report after {:.2} s",
+        r.connections, r.instances, r.cap_per_connection, r.messages, r.seconds
+    );
+    // A paced run sends what is enqueued: its rate says nothing about capacity.
+    let throughput_target = if r.enqueue_rate > 0 {
+        "(follows the enqueue pace; capacity: run without --rate)".to_owned()
+    } else {
+        format!(
+            "target >= {:.0}/s (95 % of capacity): {}",
+            0.95 * capacity,
+            verdict(r.submits_per_second >= 0.95 * capacity)
+        )
+    };
+    println!(
+        "  submits accepted  {:>8.0}/s first to last (peak 1 s {}/s)   {throughput_target}",
+        r.submits_per_second, r.peak_one_second
+    );
+    println!(
+        "  Result 8          {} of {} submits = {:.3} %   target < 1 %: {}",
+        r.flow_control,
+        r.submits_received,
+        100.0 * r.flow_control_share,
+        verdict(r.flow_control_share < 0.01)
+    );
+    let l = &r.enqueue_to_report;
+    println!(
+        "  enqueue -> final report  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} reports)   target p99 < 1 s: {}{}",
+        l.p50_us as f64 / 1e3,
+        l.p90_us as f64 / 1e3,
+        l.p99_us as f64 / 1e3,
+        l.max_us as f64 / 1e3,
+        l.samples,
+        verdict(l.p99_us < 1_000_000),
+        if r.enqueue_rate == 0 {
+            " (everything queued at once: this is mostly queueing; see --rate)"
+        } else {
+            ""
+        }
+    );
+    let received = r.per_connection.iter().map(|c| c.submits_received);
+    let refused = r.per_connection.iter().map(|c| c.flow_control);
+    println!(
+        "  carrier: connections peak {} (allowed {}), logins refused {}, closed {}; per connection submits {}..{}, Result 8 {}..{}",
+        r.connections_peak,
+        r.connections,
+        r.logins_refused,
+        r.connections_closed,
+        received.clone().min().unwrap_or(0),
+        received.max().unwrap_or(0),
+        refused.clone().min().unwrap_or(0),
+        refused.max().unwrap_or(0)
+    );
+    let cpu: Vec<String> = r
+        .cpu
+        .iter()
+        .map(|p| format!("{} {:.0} %", p.process, p.percent_of_core))
+        .collect();
+    println!("  CPU (% of one core over the run): {}", cpu.join(", "));
+    println!(
+        "  cmpp:mt peak {} entries, {} at the end ({} unacknowledged)",
+        r.outbound.peak, r.outbound.end, r.outbound.unacknowledged_end
+    );
 }
