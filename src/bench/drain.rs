@@ -12,20 +12,23 @@ use crate::simulator::SimulatorConfig;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DrainRun {
     pub messages: u64,
+    /// Segments per message.
+    pub parts: u32,
     pub window: usize,
     pub seconds: f64,
     pub messages_per_second: f64,
     pub simulator_accepted: u64,
 }
 
-/// Pre-fills the stream with `count` entries, then times the gateway draining all of them.
-pub async fn run(count: u64, window: usize) -> Result<DrainRun, String> {
+/// Pre-fills the stream with `count` entries of `parts` segments each, then times the gateway
+/// draining all of them.
+pub async fn run(count: u64, window: usize, parts: u32) -> Result<DrainRun, String> {
     let rig = Rig::start(SimulatorConfig::default()).await?;
     let config = rig.config(serde_json::json!({
         "window": window, "registered_delivery": false, "worker_batch": 256, "outbound_backlog_limit": 0,
     }))?;
     let mut conn = rig.redis_conn().await?;
-    fill(&mut conn, count).await?;
+    fill(&mut conn, count, parts).await?;
 
     let started = Instant::now();
     let gateway = RunningGateway::start(config).await?;
@@ -35,6 +38,7 @@ pub async fn run(count: u64, window: usize) -> Result<DrainRun, String> {
     let counters = rig.sim.shutdown().await;
     Ok(DrainRun {
         messages: count,
+        parts,
         window,
         seconds: elapsed.as_secs_f64(),
         messages_per_second: rate(count, elapsed),
@@ -42,8 +46,19 @@ pub async fn run(count: u64, window: usize) -> Result<DrainRun, String> {
     })
 }
 
-/// XADDs `count` one-segment messages, pipelined in chunks.
-async fn fill(conn: &mut redis::aio::MultiplexedConnection, count: u64) -> Result<(), String> {
+/// XADDs `count` messages of `parts` segments (ASCII, 153 characters a segment; long ones to
+/// 100 recipients, so the concatenation references are spread as in real traffic), pipelined
+/// in chunks.
+async fn fill(
+    conn: &mut redis::aio::MultiplexedConnection,
+    count: u64,
+    parts: u32,
+) -> Result<(), String> {
+    let text = if parts <= 1 {
+        "benchmark message".to_owned()
+    } else {
+        "b".repeat(153 * (parts as usize - 1) + 10)
+    };
     let mut added = 0;
     while added < count {
         let chunk = (count - added).min(1_000);
@@ -55,9 +70,9 @@ async fn fill(conn: &mut redis::aio::MultiplexedConnection, count: u64) -> Resul
                 .arg("id")
                 .arg(format!("bench-{i}"))
                 .arg("to")
-                .arg("13800138000")
+                .arg(format!("138001{:05}", i % 100))
                 .arg("text")
-                .arg("benchmark message")
+                .arg(&text)
                 .ignore();
         }
         let () = pipe.query_async(conn).await.map_err(|e| e.to_string())?;

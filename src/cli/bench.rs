@@ -97,6 +97,10 @@ pub struct DrainBenchArgs {
     /// The link's window.
     #[arg(long, default_value_t = 16)]
     pub window: usize,
+    /// Segments per message (long messages take a concatenation reference from Redis and put
+    /// each segment on record as it is answered).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub parts: u32,
     #[arg(long)]
     pub json: bool,
 }
@@ -263,13 +267,18 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
             Ok(())
         }
         BenchTarget::Drain(a) => {
-            let r = bench::drain::run(a.count, a.window).await?;
+            let r = bench::drain::run(a.count, a.window, a.parts).await?;
             if a.json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
                 println!(
-                    "drain W={:<3} {:>8} messages in {:6.2} s = {:>8.0}/s (stream -> SUBMIT_RESP -> state -> XACK; simulator accepted {})",
-                    r.window, r.messages, r.seconds, r.messages_per_second, r.simulator_accepted
+                    "drain W={:<3} {:>8} messages of {} part(s) in {:6.2} s = {:>8.0}/s (stream -> SUBMIT_RESP -> state -> XACK; simulator accepted {} segments)",
+                    r.window,
+                    r.messages,
+                    r.parts,
+                    r.seconds,
+                    r.messages_per_second,
+                    r.simulator_accepted
                 );
             }
             Ok(())
