@@ -164,6 +164,8 @@ async fn a_killed_instance_s_slots_and_entries_are_taken_over() {
         (sent_before as usize) < MESSAGES / 2,
         "killed too late to prove anything: {sent_before} sent"
     );
+    // Its two connections close at the simulator, then the other instance logs in on them.
+    wait_live_connections(&sim, 2, Duration::from_secs(30)).await;
     wait_live_connections(&sim, 4, Duration::from_secs(30)).await;
     let takeover = killed.elapsed();
     // The lease TTL, then a login (the acquire retry backs off up to TTL/2).
@@ -176,9 +178,10 @@ async fn a_killed_instance_s_slots_and_entries_are_taken_over() {
     assert_eq!(streams::pending(&mut conn).await, 0, "nothing left pending");
     let c = sim.counters();
     let duplicates = c.submits_received as usize - MESSAGES;
-    // The killed instance's two windows, plus what it had answered but not yet recorded.
+    // At most the killed instance's two windows (what it had sent, answered or not, without
+    // its Msg_Ids on record yet).
     assert!(
-        duplicates <= 2 * 2 * WINDOW,
+        duplicates <= 2 * WINDOW,
         "{duplicates} duplicates for two windows of {WINDOW}"
     );
     assert!(c.connections_peak <= 4, "{} at once", c.connections_peak);
@@ -235,8 +238,12 @@ async fn an_instance_stopped_past_its_lease_sends_nothing_more_on_its_slots() {
     let c = sim.counters();
     let duplicates = c.submits_received as usize - MESSAGES;
     assert!(
-        duplicates <= 2 * 2 * WINDOW,
+        duplicates <= 2 * WINDOW,
         "{duplicates} duplicates for two windows of {WINDOW}"
+    );
+    eprintln!(
+        "{} submits for {MESSAGES} messages: {duplicates} duplicates",
+        c.submits_received
     );
     drop(a);
 }
