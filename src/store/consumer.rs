@@ -24,11 +24,13 @@ local lost = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-  local kept = false
-  if pending[1] and pending[1][2] == ARGV[2] then
-    kept = #redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID') > 0
+  if pending[1] then
+    if pending[1][2] == ARGV[2] then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+    else
+      lost[#lost + 1] = id
+    end
   end
-  if not kept then lost[#lost + 1] = id end
 end
 return lost
 "#,
@@ -286,9 +288,9 @@ impl Consumer {
 
     /// Resets the idle time of the entries this consumer still owns, so no other instance
     /// reclaims a message that is only waiting for its SUBMIT_RESP or for the link to return.
-    /// Returns the ids it no longer owns: another instance reclaimed them (this one was too slow
-    /// to renew) or they were acknowledged meanwhile. Stop sending those: the new owner sends
-    /// them. An entry someone else holds is never taken back, or both would send it.
+    /// Returns the ids another consumer holds now (this one was too slow to renew, or its lease
+    /// is gone): the new owner sends them. An entry someone else holds is never taken back, or
+    /// both would send it; one acknowledged meanwhile is neither renewed nor returned.
     pub async fn touch(&self, stream_ids: &[String]) -> Result<Vec<String>, StoreError> {
         if stream_ids.is_empty() {
             return Ok(Vec::new());

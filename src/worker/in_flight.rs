@@ -61,7 +61,7 @@ impl InFlight {
                 let ids = set.snapshot();
                 match consumer.touch(&ids).await {
                     Ok(lost) if !lost.is_empty() => {
-                        tracing::warn!(lost = lost.len(), entries = ids.len(), "entries in flight no longer pending for this consumer (reclaimed by another, or acknowledged meanwhile)");
+                        tracing::warn!(lost = lost.len(), entries = ids.len(), "entries in flight are held by another consumer now (this one's lease ended, or it renewed too late): their new holder sends them");
                     }
                     Ok(_) => {}
                     Err(e) => {
