@@ -390,7 +390,7 @@ async fn orphans_are_claimed_once_idle_and_a_live_holders_never() {
 
     assert!(
         claimer
-            .claim_orphans(&live, MIN_IDLE, 10)
+            .claim_orphans(&live, MIN_IDLE, false, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -398,9 +398,15 @@ async fn orphans_are_claimed_once_idle_and_a_live_holders_never() {
     );
     wait_idle(&mut conn, &ids[..4], MIN_IDLE).await;
 
-    let first = claimer.claim_orphans(&live, MIN_IDLE, 1).await.unwrap();
+    let first = claimer
+        .claim_orphans(&live, MIN_IDLE, false, 1)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1, "at most count: {first:?}");
-    let rest = claimer.claim_orphans(&live, MIN_IDLE, 10).await.unwrap();
+    let rest = claimer
+        .claim_orphans(&live, MIN_IDLE, false, 10)
+        .await
+        .unwrap();
     let claimed: Vec<_> = first.iter().chain(&rest).collect();
     let mut claimed_ids: Vec<&str> = claimed.iter().map(|e| e.stream_id.as_str()).collect();
     claimed_ids.sort_unstable();
@@ -413,7 +419,7 @@ async fn orphans_are_claimed_once_idle_and_a_live_holders_never() {
     // However idle, the live holder's entry stays; so do the claimer's own.
     assert!(
         claimer
-            .claim_orphans(&live, Duration::ZERO, 10)
+            .claim_orphans(&live, Duration::ZERO, false, 10)
             .await
             .unwrap()
             .is_empty()
@@ -467,7 +473,10 @@ async fn racing_claimers_never_both_get_an_entry() {
             let mut got = Vec::new();
             // Small batches, so that the claimers interleave.
             for _ in 0..10 {
-                let batch = claimer.claim_orphans(&[], MIN_IDLE, 5).await.unwrap();
+                let batch = claimer
+                    .claim_orphans(&[], MIN_IDLE, false, 5)
+                    .await
+                    .unwrap();
                 got.extend(batch.into_iter().map(|e| (e.stream_id, names[i])));
             }
             got
@@ -623,4 +632,35 @@ async fn take(consumer: &Consumer, ids: &[String]) -> Vec<u16> {
         got.extend(consumer.references(CHANNEL, &wanted).await.unwrap());
     }
     got
+}
+
+/// A worker's own entries that it left pending (a refused write, an acknowledgement given up)
+/// are taken again once idle as long as an orphan; without `own` they are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_takes_its_own_idle_entries_again_when_asked() {
+    const MIN_IDLE: Duration = Duration::from_millis(200);
+    let redis = RedisServer::start();
+    let mut conn = connect(&redis).await;
+    create_group(&mut conn, "0").await;
+    let ids = xadd(&mut conn, 2).await;
+    assert_eq!(read_as(&mut conn, "me/0/1", 2).await, ids);
+    let me = consumer(&redis, "me/0/1").await;
+    wait_idle(&mut conn, &ids, MIN_IDLE).await;
+    let live = [];
+    assert!(
+        me.claim_orphans(&live, MIN_IDLE, false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = me.claim_orphans(&live, MIN_IDLE, true, 10).await.unwrap();
+    let got: Vec<&str> = again.iter().map(|e| e.stream_id.as_str()).collect();
+    assert_eq!(got, [ids[0].as_str(), ids[1].as_str()]);
+    // Taken again, so idle no more.
+    assert!(
+        me.claim_orphans(&live, MIN_IDLE, true, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -209,3 +209,90 @@ async fn entries_added(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
         other => panic!("entries-added: {other:?}"),
     }
 }
+
+/// Two channel streams give out the same entry ids: an entry without `id` on another channel's
+/// stream goes by `{channel}:{entry id}`, so two such entries are two messages, each sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_without_an_id_on_two_channel_streams_are_two_messages() {
+    let stack = gateway::stack(
+        Behaviour::default(),
+        json!({"registered_delivery": false, "channels": [{"name": "a"}, {"name": "b"}]}),
+    )
+    .await;
+    let mut conn = connect(&stack.redis).await;
+    for (stream, text) in [("cmpp:mt", "on a"), ("cmpp:mt:{b}", "on b")] {
+        let _: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("1000-1")
+            .arg(&["to", "13800138000", "text", text][..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    wait_status(&mut conn, "1000-1", "submitted").await;
+    wait_status(&mut conn, "b:1000-1", "submitted").await;
+    assert_eq!(streams::state(&mut conn, "1000-1").await["text"], "on a");
+    assert_eq!(streams::state(&mut conn, "b:1000-1").await["text"], "on b");
+    assert_eq!(
+        (
+            submits_of(&stack.sim, "on a"),
+            submits_of(&stack.sim, "on b")
+        ),
+        (1, 1)
+    );
+    stack.gw.stop().await;
+}
+
+/// A long message whose middle segment the ISMG refused: the accepted ones are recorded under
+/// their own positions (the Msg_Id of segment 3 is not written as segment 2), and no Msg_Id is
+/// taken for another message's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_accepted_message_records_each_segment_at_its_position() {
+    use cmpp_gateway::store::{Consumer, SegmentRecord};
+    let redis = crate::common::redis::RedisServer::start();
+    let store = gateway::store(&redis).await;
+    let config = gateway::config_for_port(7890, &redis.url(), json!({}));
+    let consumer = Consumer::new(
+        &store,
+        &config.redis,
+        config.worker.clone(),
+        "cmpp:mt".into(),
+    )
+    .await
+    .unwrap();
+    let entry = cmpp_gateway::store::OutboundEntry {
+        stream_id: "5-0".into(),
+        fields: vec![("text".into(), "x".into())],
+        not_utf8: None,
+        deliveries: 1,
+    };
+    let record = |msg_id| SegmentRecord {
+        msg_id,
+        submitted_at: 1,
+    };
+    for (n, msg_id) in [(1, 101), (3, 303)] {
+        consumer
+            .record_segment("long-2", "13800138000", n, 3, record(msg_id))
+            .await
+            .unwrap();
+    }
+    consumer
+        .record_submitted(
+            "long-2",
+            "13800138000",
+            &entry,
+            &[Some(record(101)), None, Some(record(303))],
+        )
+        .await
+        .unwrap();
+    let mut conn = connect(&redis).await;
+    let state = streams::state(&mut conn, "long-2").await;
+    assert_eq!(state["segments"], "3");
+    assert_eq!(state["s1_msg_id"], "101");
+    assert_eq!(state.get("s2_msg_id"), None, "{state:?}");
+    assert_eq!(state["s3_msg_id"], "303");
+    assert!(
+        !state.keys().any(|k| k.ends_with("_msg_id_taken_by")),
+        "no Msg_Id taken from itself: {state:?}"
+    );
+}

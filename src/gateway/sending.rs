@@ -106,6 +106,7 @@ impl Sending {
             .max(config.worker.reclaim_idle);
         let assignment = Assignment {
             channel: channel.name.clone(),
+            default: channel.name == config.default_channel().name,
             slots: channel.max_connections,
             message: channel.message.clone(),
             fence,

@@ -7,7 +7,11 @@
 //! the fence until 90 % of `t` after it was *sent* (Redis counts from when it ran, a little
 //! later, so the fence always closes first). A failed renewal is retried every half second;
 //! once less than `t/2` is left the slot is given up: the worker stops reading, the window
-//! drains until the fence closes, TERMINATE, close. A lease found taken stops it the same way.
+//! drains until the fence closes, TERMINATE, close. A lease found taken closes the fence at once
+//! (someone else may send on the slot now), and a fence that ran out before its renewal (the
+//! process stalled) ends the lease too: it is released, never renewed back to life. A slot whose
+//! link has not been up for twice `reconnect_max` (at least 10 s) is released for another
+//! instance to try, and taken again only after a pause.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::sending::{Sending, Shared};
 use crate::config::ChannelConfig;
-use crate::session::{Fence, LinkSet};
+use crate::session::{Fence, LinkSet, LinkState};
 use crate::store::Lease;
 
 /// How often a failed renewal is tried again.
@@ -35,8 +39,19 @@ pub(super) struct Slot {
 /// Why holding a lease ended.
 enum Ended {
     Shutdown,
-    /// Taken by another holder, or not renewed in time.
+    /// Taken by another holder, not renewed in time, or the fence ran out first.
     Lost(&'static str),
+    /// The link could not stay up for `give_up_after`: the slot is handed to another instance,
+    /// which may reach the ISMG where this one cannot.
+    GiveUp,
+}
+
+/// A lease just taken: the fence it opened and when its first request was sent (renewals are
+/// timed from then, not from when the link was ready).
+struct Held {
+    lease: Lease,
+    fence: Fence,
+    since: Instant,
 }
 
 impl Slot {
@@ -49,25 +64,28 @@ impl Slot {
         let losses = families
             .lease_losses
             .with_label_values(&[&self.channel.name]);
-        while let Some((lease, fence)) = self.acquire(ttl).await {
+        while let Some(h) = self.acquire(ttl).await {
+            let (lease, fence) = (&h.lease, &h.fence);
             held.inc();
             tracing::info!(channel = %lease.channel, slot = lease.slot, token = lease.token, "connection slot leased");
             let Some(sending) = Sending::start(
                 &self.shared,
                 &self.channel,
-                &lease,
+                lease,
                 fence.clone(),
                 &self.shutdown,
             )
             .await
             else {
                 held.dec();
-                self.release(&lease).await;
+                self.release(lease).await;
                 break;
             };
             self.links
                 .insert(&lease.channel, lease.slot, sending.link.clone());
-            match self.keep(&lease, &fence, ttl, &self.shutdown).await {
+            let ended = self.keep(&h, ttl, Some(&sending), &self.shutdown).await;
+            let mut pause = Duration::ZERO;
+            match ended {
                 Ended::Shutdown => {
                     // Keep renewing while the window drains, or a long drain would outlive
                     // the lease.
@@ -77,8 +95,8 @@ impl Slot {
                         sending.stop(close).await;
                         drained.cancel();
                     };
-                    let (_, _) = tokio::join!(stop, self.keep(&lease, &fence, ttl, &drained));
-                    self.release(&lease).await;
+                    let (_, _) = tokio::join!(stop, self.keep(&h, ttl, None, &drained));
+                    self.release(lease).await;
                 }
                 Ended::Lost(why) => {
                     losses.inc();
@@ -88,15 +106,36 @@ impl Slot {
                         .stop(left.min(self.channel.link.close_timeout))
                         .await;
                     fence.revoke();
+                    // Ours or not any more, nobody sends on it under this lease again.
+                    self.release(lease).await;
+                }
+                Ended::GiveUp => {
+                    tracing::warn!(channel = %lease.channel, slot = lease.slot, after = ?self.give_up_after(), "the link on this slot has not come up; releasing the slot for another instance");
+                    sending.stop(self.channel.link.close_timeout).await;
+                    fence.revoke();
+                    self.release(lease).await;
+                    // Another instance's turn first.
+                    pause = ttl.mul_f64(1.0 + fastrand::f64());
                 }
             }
             self.links.remove(&lease.channel, lease.slot);
             held.dec();
+            if !pause.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = self.shutdown.cancelled() => break,
+                }
+            }
         }
     }
 
+    /// How long a link may stay down before its slot is handed over.
+    fn give_up_after(&self) -> Duration {
+        (self.channel.link.reconnect_max * 2).max(Duration::from_secs(10))
+    }
+
     /// Waits for a free slot; `None` at shutdown.
-    async fn acquire(&self, ttl: Duration) -> Option<(Lease, Fence)> {
+    async fn acquire(&self, ttl: Duration) -> Option<Held> {
         let store = &self.shared.store;
         let base = &self.shared.config.worker.consumer;
         let channel = &self.channel;
@@ -111,9 +150,12 @@ impl Slot {
                 .await
             {
                 Ok(Some(lease)) => {
-                    let fence = Fence::closed();
-                    fence.extend_to(sent + ttl * 9 / 10);
-                    return Some((lease, fence));
+                    let fence = Fence::open_until(sent + ttl * 9 / 10);
+                    return Some(Held {
+                        lease,
+                        fence,
+                        since: sent,
+                    });
                 }
                 Ok(None) => {
                     tracing::debug!(channel = %channel.name, "every connection slot is held; waiting");
@@ -133,34 +175,54 @@ impl Slot {
         }
     }
 
-    /// Renews the lease until `stop` is cancelled or the lease is lost.
+    /// Renews the lease until `stop` is cancelled, the lease is lost, or (with `sending`) its
+    /// link has been down for too long.
     async fn keep(
         &self,
-        lease: &Lease,
-        fence: &Fence,
+        h: &Held,
         ttl: Duration,
+        sending: Option<&Sending>,
         stop: &CancellationToken,
     ) -> Ended {
         let store = &self.shared.store;
-        let mut wait = ttl / 3;
+        let mut next = h.since + ttl / 3;
+        let mut down_since: Option<Instant> = None;
         loop {
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep_until(next) => {}
                 () = stop.cancelled() => return Ended::Shutdown,
             }
-            let sent = Instant::now();
-            match store.lease_renew(lease, ttl).await {
-                Ok(true) => {
-                    fence.extend_to(sent + ttl * 9 / 10);
-                    wait = ttl / 3;
+            if !h.fence.is_open() {
+                // The process stalled past the fence: its link has stopped for good.
+                return Ended::Lost("the fence ran out before the renewal");
+            }
+            if let Some(sending) = sending {
+                let now = Instant::now();
+                if sending.link.status().state == LinkState::Up {
+                    down_since = None;
+                } else if now - *down_since.get_or_insert(now) >= self.give_up_after() {
+                    return Ended::GiveUp;
                 }
-                Ok(false) => return Ended::Lost("taken or expired"),
+            }
+            let sent = Instant::now();
+            match store.lease_renew(&h.lease, ttl).await {
+                Ok(true) => {
+                    if !h.fence.extend_to(sent + ttl * 9 / 10) {
+                        return Ended::Lost("the fence ran out before the renewal was answered");
+                    }
+                    next = sent + ttl / 3;
+                }
+                Ok(false) => {
+                    // Someone else may hold it now: not one more write under it.
+                    h.fence.revoke();
+                    return Ended::Lost("taken or expired");
+                }
                 Err(e) => {
-                    if fence.remaining().is_none_or(|left| left < ttl / 2) {
+                    if h.fence.remaining().is_none_or(|left| left < ttl / 2) {
                         return Ended::Lost("not renewed in time");
                     }
-                    tracing::warn!(channel = %lease.channel, slot = lease.slot, error = %e, "cannot renew the connection slot lease; retrying");
-                    wait = RENEW_RETRY;
+                    tracing::warn!(channel = %h.lease.channel, slot = h.lease.slot, error = %e, "cannot renew the connection slot lease; retrying");
+                    next = Instant::now() + RENEW_RETRY;
                 }
             }
         }

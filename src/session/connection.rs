@@ -282,6 +282,8 @@ impl<'a> Connection<'a> {
             .map(|(at, _)| paced.map_or(*at, |p| p.max(*at)));
         [
             Some(heartbeat),
+            // The connection ends when its slot's lease could have, even with nothing to write.
+            self.config().fence.as_ref().and_then(|f| f.deadline()),
             self.window.next_deadline(),
             retry,
             paced,
@@ -403,6 +405,9 @@ impl<'a> Connection<'a> {
     // ---- timers -------------------------------------------------------------------------
 
     fn on_timers(&mut self, now: Instant) -> Result<(), DisconnectReason> {
+        if self.config().fence.as_ref().is_some_and(|f| !f.is_open()) {
+            return Err(DisconnectReason::LeaseLost);
+        }
         self.expire_requests(now);
         self.resubmit_due(now);
         self.check_heartbeat(now)?;

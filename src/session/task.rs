@@ -66,6 +66,13 @@ pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
             result = login(&shared.config, sequence_id, &emit) => result,
             () = shared.shutdown.cancelled() => break,
         };
+        // A login can take connect_timeout and T: the lease may have ended meanwhile.
+        if attempt.is_ok() && shared.config.fence.as_ref().is_some_and(|f| !f.is_open()) {
+            drop(attempt);
+            tracing::warn!(link = %shared.config.addr, "the connection slot's lease ended during the login; closing");
+            shared.shutdown.cancelled().await;
+            break;
+        }
         let delay = match attempt {
             Ok(transport) => {
                 shared.connection_id += 1;

@@ -196,23 +196,31 @@ impl Consumer {
     ///
     /// The entry's content (`text`, or `hex` and `coding`) is written here too: `begin` could
     /// not write it to a state it had not yet found to be this entry's own.
+    ///
+    /// `segments` has one place per segment of the message, `None` for one the ISMG did not
+    /// accept: each accepted one is recorded under its own position, so its Msg_Id maps to the
+    /// segment it is (as `record_segment` mapped it already for a long message).
     pub async fn record_submitted(
         &self,
         id: &str,
         to: &str,
         entry: &OutboundEntry,
-        segments: &[SegmentRecord],
+        segments: &[Option<SegmentRecord>],
     ) -> Result<(), StoreError> {
         let ttl = self.store.ttl_ms();
         let now = now_ms();
         let total = segments.len();
+        let accepted: Vec<(usize, &SegmentRecord)> = segments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i + 1, s)))
+            .collect();
         let state = self.store.keys.state(id);
         let mut pipe = redis::pipe();
         let mut fields: Vec<(String, String)> = Vec::with_capacity(3 + 3 * total);
         let mut records = Vec::with_capacity(total);
         fields.push(("segments".into(), total.to_string()));
-        for (i, s) in segments.iter().enumerate() {
-            let n = i + 1;
+        for &(n, s) in &accepted {
             fields.push((format!("s{n}_msg_id"), s.msg_id.to_string()));
             fields.push((format!("s{n}_result"), "0".into()));
             fields.push((format!("s{n}_submitted_at"), s.submitted_at.to_string()));
@@ -240,14 +248,13 @@ impl Consumer {
         let taken: Vec<(usize, u64, String)> = before
             .iter()
             .zip(&records)
-            .zip(segments)
-            .enumerate()
-            .filter_map(|(i, ((before, mine), s))| {
+            .zip(&accepted)
+            .filter_map(|((before, mine), &(n, s))| {
                 let before = before.as_ref().filter(|b| *b != mine)?;
                 let holder = rmp_serde::from_slice::<Submitted>(before)
                     .map(|h| h.id)
                     .unwrap_or_default();
-                Some((i + 1, s.msg_id, holder))
+                Some((n, s.msg_id, holder))
             })
             .collect();
         if !taken.is_empty() {

@@ -16,14 +16,18 @@ use super::{Consumer, StoreError};
 /// entry only the first gets it (the claim resets its idle time). Entries deleted from the
 /// stream are dropped from the pending list by XCLAIM and not returned (Redis before 7 returns
 /// nil in their place).
+/// With ARGV[5] = 1 this consumer's own entries idle that long are taken again too (a worker
+/// renews what it is sending, so its own entry that idle is one it left pending: a write Redis
+/// refused, an acknowledgement given up).
 /// KEYS[1] outbound stream. ARGV[1] group, ARGV[2] this consumer, ARGV[3] min idle ms,
-/// ARGV[4] most entries, ARGV[5..] live consumer names. Returns the claimed entries as XCLAIM
-/// does.
+/// ARGV[4] most entries, ARGV[5] 1 to include its own, ARGV[6..] live consumer names. Returns
+/// the claimed entries as XCLAIM does.
 static CLAIM_ORPHANS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local spared = {[ARGV[2]] = true}
-for i = 5, #ARGV do spared[ARGV[i]] = true end
+local spared = {}
+for i = 6, #ARGV do spared[ARGV[i]] = true end
+spared[ARGV[2]] = ARGV[5] ~= '1'
 local wanted = tonumber(ARGV[4])
 local ids = {}
 for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
@@ -51,12 +55,13 @@ return claimed
 
 impl Consumer {
     /// Takes over up to `count` entries pending at consumers not named in `live` (the current
-    /// lease holders) and idle at least `min_idle`, with their delivery counts as
-    /// [`Consumer::reclaim`] gives them. This consumer's own entries are not touched.
+    /// lease holders) and idle at least `min_idle`, with their delivery counts. This consumer's
+    /// own entries are taken again only with `own` (and only those idle that long).
     pub async fn claim_orphans(
         &self,
         live: &[String],
         min_idle: Duration,
+        own: bool,
         count: usize,
     ) -> Result<Vec<OutboundEntry>, StoreError> {
         let config = self.config();
@@ -66,6 +71,7 @@ impl Consumer {
             .arg(&config.consumer)
             .arg(min_idle.as_millis() as u64)
             .arg(count.max(1))
+            .arg(if own { "1" } else { "0" })
             .arg(live)
             .invoke_async(&mut self.store.conn())
             .await?;

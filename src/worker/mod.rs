@@ -47,6 +47,10 @@ struct Ready {
 /// What one worker sends for: a channel, on the connection slot it holds a lease on.
 pub struct Assignment {
     pub channel: String,
+    /// The default channel's stream is `{prefix}:mt`, where an entry without an `id` goes by
+    /// its stream id; on another channel's stream that id is qualified by the channel
+    /// (`{channel}:{stream id}`): two streams give out the same ids.
+    pub default: bool,
     /// K: the channel's slots, whose lease holders are the consumers that are alive.
     pub slots: u32,
     pub message: MessageConfig,
@@ -160,7 +164,9 @@ impl Worker {
 
     /// Entries left by consumers whose lease is gone (a crashed or stalled instance, a slot
     /// given up), idle past the orphan time. A live holder's entries are never taken, however
-    /// long they wait (a slow ISMG, a link down).
+    /// long they wait (a slow ISMG, a link down). This worker's own entries idle that long are
+    /// taken again too: it renews those it is sending, so those are ones it left pending (a
+    /// write Redis refused, an acknowledgement given up) and would otherwise wait for a restart.
     async fn claim_orphans(&self, count: usize) -> Result<Vec<OutboundEntry>, StoreError> {
         let a = &self.assignment;
         let live = self
@@ -168,9 +174,10 @@ impl Worker {
             .store()
             .lease_holders(&a.channel, a.slots)
             .await?;
-        let live: Vec<String> = live.into_iter().flatten().collect();
+        let me = &self.consumer.config().consumer;
+        let live: Vec<String> = live.into_iter().flatten().filter(|n| n != me).collect();
         self.consumer
-            .claim_orphans(&live, a.orphan_idle, count)
+            .claim_orphans(&live, a.orphan_idle, true, count)
             .await
     }
 
@@ -220,7 +227,7 @@ impl Worker {
     ) {
         let mut ready = Vec::with_capacity(entries.len());
         for entry in entries {
-            let id = match message_id(&entry) {
+            let id = match message_id(&entry, &self.assignment) {
                 Ok(id) => id,
                 Err(reason) => {
                     self.end_dead(&entry, None, &reason, acker).await;
@@ -420,7 +427,7 @@ struct MessageId {
 
 /// The entry's message id, or why the entry is refused before anything else is looked at: a
 /// field that is not UTF-8, or an `id` that HTTP would not accept either.
-fn message_id(entry: &OutboundEntry) -> Result<MessageId, String> {
+fn message_id(entry: &OutboundEntry, assignment: &Assignment) -> Result<MessageId, String> {
     if let Some(what) = &entry.not_utf8 {
         return Err(format!("malformed entry: {what}"));
     }
@@ -438,8 +445,12 @@ fn message_id(entry: &OutboundEntry) -> Result<MessageId, String> {
             }),
             Err(e) => Err(format!("invalid message: {e}")),
         },
-        None => Ok(MessageId {
+        None if assignment.default => Ok(MessageId {
             id: entry.stream_id.clone(),
+            given: false,
+        }),
+        None => Ok(MessageId {
+            id: format!("{}:{}", assignment.channel, entry.stream_id),
             given: false,
         }),
     }

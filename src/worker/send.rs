@@ -56,16 +56,15 @@ impl Job {
                 Err(e) => failure = Some(e),
             }
         }
-        let accepted: Vec<SegmentRecord> = records.into_iter().flatten().collect();
         // What the ISMG accepted must be on record before the entry is acknowledged: a reclaim
         // would send it again. If Redis refuses the record for good, the message ends dead with
         // a reason, never sent twice.
-        let recorded = if accepted.is_empty() {
+        let recorded = if records.iter().all(Option::is_none) {
             Ok(())
         } else {
             persist(&self.shutdown, "recording Msg_Ids", || {
                 self.consumer
-                    .record_submitted(&message.id, &message.to, &entry, &accepted)
+                    .record_submitted(&message.id, &message.to, &entry, &records)
             })
             .await
         };

@@ -185,6 +185,10 @@ async fn a_killed_instance_s_slots_and_entries_are_taken_over() {
         "{duplicates} duplicates for two windows of {WINDOW}"
     );
     assert!(c.connections_peak <= 4, "{} at once", c.connections_peak);
+    assert_eq!(
+        c.logins_refused_max_connections, 0,
+        "no login beyond K, the takeover included"
+    );
     eprintln!(
         "slots taken over after {takeover:?}; {} submits for {MESSAGES} messages: {duplicates} duplicates",
         c.submits_received
@@ -395,4 +399,52 @@ async fn two_instances_never_give_one_recipient_two_long_messages_one_reference(
     );
     assert_eq!(by_reference.len(), MESSAGES, "one reference per message");
     assert_eq!(sim.counters().udh_reference_collisions, 0);
+}
+
+/// K = 1 and two instances, the first unable to reach the ISMG: it holds the only slot at first,
+/// then hands it over once its link has stayed down for twice `reconnect_max` (at least 10 s),
+/// and the other instance sends everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_whose_link_cannot_log_in_is_handed_to_another_instance() {
+    const MESSAGES: usize = 200;
+    let redis = RedisServer::start();
+    let sim = simulator_with(limited(1), SimulatorConfig::default().accounts).await;
+    let dir = Scratch::new("handover");
+    let mut conn = connect(&redis).await;
+    // A port nothing listens on.
+    let unreachable = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cut_off = config(&sim, &redis, "a", json!({"max_connections": 1}));
+    cut_off["cmpp_port"] = json!(unreachable);
+    let _a = Instance::spawn(&dir.0, "a", &cut_off);
+    until(
+        "the first instance holds the slot",
+        Duration::from_secs(30),
+        || {
+            let mut conn = conn.clone();
+            async move {
+                let holder: Option<String> = redis::cmd("GET")
+                    .arg("cmpp:lease:{default}:0")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                match holder {
+                    Some(h) if h.starts_with("a/") => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    let _b = Instance::spawn(
+        &dir.0,
+        "b",
+        &config(&sim, &redis, "b", json!({"max_connections": 1})),
+    );
+    streams::fill(&mut conn, "handover", MESSAGES).await;
+    streams::wait_all_delivered(&mut conn, "handover", MESSAGES, Duration::from_secs(90)).await;
+    assert_eq!(sim.counters().submits_received, MESSAGES as u64);
 }
