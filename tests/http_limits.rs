@@ -99,16 +99,37 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String, String) {
 
 /// Polls `/metrics` on `stream` until the server counts `open` connections on its listener.
 async fn wait_for_open_connections(stream: &mut TcpStream, open: usize) {
-    let series = format!("cmpp_http_connections{{listener=\"http\"}} {open}\n");
+    wait_for_series(
+        stream,
+        &format!("cmpp_http_connections{{listener=\"http\"}} {open}"),
+    )
+    .await;
+}
+
+/// Polls `/metrics` on a connection of its own until the API listener has counted `count`
+/// connections closed by the `kind` timeout.
+async fn wait_for_timeouts(addr: SocketAddr, kind: &str, count: u64) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    wait_for_series(
+        &mut stream,
+        &format!(
+            "cmpp_http_connection_timeouts_total{{kind=\"{kind}\",listener=\"http\"}} {count}"
+        ),
+    )
+    .await;
+}
+
+/// Polls `/metrics` on `stream` until it has the line `series` (name, labels and value).
+async fn wait_for_series(stream: &mut TcpStream, series: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let (_, _, metrics) = keep_alive_get(stream, "/metrics").await;
-        if metrics.contains(&series) {
+        if metrics.lines().any(|line| line == series) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "never {open} open connections: {metrics}"
+            "never `{series}`: {metrics}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -159,6 +180,7 @@ async fn a_connection_that_stops_mid_headers_is_closed_after_the_header_timeout(
     })
     .await;
     assert!(closed.is_ok(), "a dripping head is never cut off");
+    wait_for_timeouts(server.addr, "header", 2).await;
 }
 
 #[tokio::test]
@@ -199,6 +221,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         Some(Vec::new()),
         "an idle keep-alive connection is closed, without a response"
     );
+    wait_for_timeouts(server.addr, "idle", 1).await;
 }
 
 /// At the cap the gateway stops accepting: a new connection waits in the listen queue (it is
