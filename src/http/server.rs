@@ -6,7 +6,8 @@
 //!   the open ones are served as usual. A connection holds at most [`MAX_BUF`] of hyper's
 //!   buffer plus the body its route reads (at most `max_body_bytes`).
 //! - A request head must arrive within `header_timeout`, an idle keep-alive connection is closed
-//!   after `idle_timeout` ([`ConnectionClock`]); the body's limit is the body filter's.
+//!   after `idle_timeout`, and so is one whose client takes nothing of its response for as long
+//!   ([`ConnectionClock`]); the body's limit is the body filter's.
 //! - On shutdown nothing more is accepted, idle connections close, requests in progress get
 //!   `shutdown_timeout` to finish, then whatever is left is cut.
 
