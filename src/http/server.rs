@@ -32,7 +32,7 @@ use crate::config::connection_cap::METRICS_CONNECTIONS;
 use crate::metrics::Metrics;
 
 /// hyper's read buffer per connection; also the largest request head (431 beyond it).
-pub const MAX_BUF: usize = 16 * 1024;
+const MAX_BUF: usize = 16 * 1024;
 /// After an accept error such as EMFILE, wait before trying again rather than spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// At most one "cap reached" warning this often.
