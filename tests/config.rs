@@ -771,16 +771,12 @@ fn malformed_json_names_the_file_line_and_column() {
 
 #[test]
 fn http_connection_limits() {
-    use cmpp_gateway::config::connection_cap::{DEFAULT_CEILING, open_file_limit, resolve};
     use serde_json::json;
     let c = parse(&old_with(json!({}))).unwrap();
     assert_eq!(c.http.header_timeout, Duration::from_secs(10));
     assert_eq!(c.http.body_timeout, Duration::from_secs(10));
     assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.http.shutdown_timeout, Duration::from_secs(10));
-    let derived = resolve(None, 0, open_file_limit()).unwrap().connections;
-    assert_eq!(c.http.max_connections as u64, derived);
-    assert!((1..=DEFAULT_CEILING).contains(&derived));
 
     let c = parse(&old_with(json!({
         "http_header_timeout": "5s",
@@ -795,17 +791,68 @@ fn http_connection_limits() {
     assert_eq!(c.http.idle_timeout, Duration::from_secs(120));
     assert_eq!(c.http.shutdown_timeout, Duration::ZERO);
     assert_eq!(c.http.max_connections, 10);
+}
 
-    // A cap that leaves the process too few descriptors is refused, naming the key.
-    if let Some(limit) = open_file_limit().filter(|l| *l <= 1_000_000) {
-        let err = parse(&old_with(json!({"http_max_connections": limit})))
-            .unwrap_err()
-            .to_string();
+/// The cap against open-file limits given here, so that neither the expectation nor the
+/// checks depend on this process's limit.
+#[test]
+fn the_connection_cap_follows_the_open_file_limit() {
+    use serde_json::json;
+    let with_limit = |extra: serde_json::Value, open_files: Option<u64>| {
+        GatewayConfig::from_str_with_env_and_open_files(
+            "t.json",
+            &old_with(extra),
+            &no_env,
+            open_files,
+        )
+    };
+    let cap = |extra, open_files| {
+        let c = with_limit(extra, open_files).unwrap();
+        (c.http.max_connections, c.warnings)
+    };
+    let refusal = |extra, open_files| {
+        let err = with_limit(extra, open_files).unwrap_err().to_string();
         assert!(
-            err.starts_with("t.json: key \"http_max_connections\": ") && err.contains("open files"),
+            err.starts_with("t.json: key \"http_max_connections\": "),
             "{err}"
         );
-    }
+        err
+    };
+
+    // By default a quarter of the limit, at least 64, stays free; at most 4096 connections.
+    assert_eq!(cap(json!({}), Some(1024)), (768, vec![]));
+    assert_eq!(cap(json!({}), Some(100)).0, 36);
+    assert_eq!(cap(json!({}), Some(1_048_576)).0, 4096);
+    assert_eq!(cap(json!({}), None).0, 4096);
+    // The metrics listener's 16 connections are kept free as well.
+    assert_eq!(cap(json!({"metrics_port": 9108}), Some(1024)).0, 752);
+    let err = refusal(json!({}), Some(64));
+    assert!(err.contains("raise the open-file limit"), "{err}");
+
+    // A configured cap must leave 64 descriptors; less than a quarter is only a warning.
+    assert_eq!(
+        cap(json!({"http_max_connections": 700}), Some(1024)),
+        (700, vec![])
+    );
+    let (connections, warnings) = cap(json!({"http_max_connections": 960}), Some(1024));
+    assert_eq!(connections, 960);
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("leave only 64 of the 1024"),
+        "{warnings:?}"
+    );
+    let err = refusal(json!({"http_max_connections": 961}), Some(1024));
+    assert!(err.contains("would leave 63 of the 1024"), "{err}");
+    let err = refusal(
+        json!({"http_max_connections": 950, "metrics_port": 9108}),
+        Some(1024),
+    );
+    assert!(err.contains("would leave 58 of the 1024"), "{err}");
+    // Without a limit any cap in the key's range goes; the range still applies.
+    assert_eq!(
+        cap(json!({"http_max_connections": 1_000_000}), None).0,
+        1_000_000
+    );
+    refusal(json!({"http_max_connections": 1_000_001}), None);
 }
 
 #[test]

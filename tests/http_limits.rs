@@ -1,6 +1,7 @@
 //! Connections that misbehave, over real TCP against `http::serve`: headers that never finish,
-//! bodies that stall, idle keep-alive connections, more connections than the cap, and a
-//! graceful shutdown with a stalled connection open. The metrics listener gets the same.
+//! bodies that stall, idle keep-alive connections, responses nobody reads, more connections
+//! than the cap, and a graceful shutdown with a stalled connection open. The metrics listener
+//! gets the same.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,16 +100,37 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String, String) {
 
 /// Polls `/metrics` on `stream` until the server counts `open` connections on its listener.
 async fn wait_for_open_connections(stream: &mut TcpStream, open: usize) {
-    let series = format!("cmpp_http_connections{{listener=\"http\"}} {open}\n");
+    wait_for_series(
+        stream,
+        &format!("cmpp_http_connections{{listener=\"http\"}} {open}"),
+    )
+    .await;
+}
+
+/// Polls `/metrics` on a connection of its own until the API listener has counted `count`
+/// connections closed by the `kind` timeout.
+async fn wait_for_timeouts(addr: SocketAddr, kind: &str, count: u64) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    wait_for_series(
+        &mut stream,
+        &format!(
+            "cmpp_http_connection_timeouts_total{{kind=\"{kind}\",listener=\"http\"}} {count}"
+        ),
+    )
+    .await;
+}
+
+/// Polls `/metrics` on `stream` until it has the line `series` (name, labels and value).
+async fn wait_for_series(stream: &mut TcpStream, series: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let (_, _, metrics) = keep_alive_get(stream, "/metrics").await;
-        if metrics.contains(&series) {
+        if metrics.lines().any(|line| line == series) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "never {open} open connections: {metrics}"
+            "never `{series}`: {metrics}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -159,6 +181,7 @@ async fn a_connection_that_stops_mid_headers_is_closed_after_the_header_timeout(
     })
     .await;
     assert!(closed.is_ok(), "a dripping head is never cut off");
+    wait_for_timeouts(server.addr, "header", 2).await;
 }
 
 #[tokio::test]
@@ -198,6 +221,48 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         read_until_closed(&mut stream, PATIENCE).await,
         Some(Vec::new()),
         "an idle keep-alive connection is closed, without a response"
+    );
+    wait_for_timeouts(server.addr, "idle", 1).await;
+}
+
+/// A client that asks for more than the socket buffers on both sides hold and reads none of it
+/// (a zero TCP window) would hold its connection, one of the capped slots, for ever: once the
+/// socket has taken nothing of the response for `http_idle_timeout`, the gateway closes it.
+#[tokio::test]
+async fn a_client_that_reads_no_response_is_closed_after_the_idle_timeout() {
+    let idle_timeout = Duration::from_millis(500);
+    let server =
+        serve_with(json!({"http_header_timeout": "60s", "http_idle_timeout": "500ms"})).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small window: the responses pile up in the server's send buffer sooner.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut unread = socket.connect(server.addr).await.unwrap();
+    // Pipelined requests for the console script: about 20 MB of responses, several times the
+    // kernel's largest send buffer (4 MiB by default; here about 2.8 MB went out before the
+    // writes stalled) plus the small receive buffer.
+    let requests = "GET /console/app.js HTTP/1.1\r\nHost: gateway\r\n\r\n".repeat(1000);
+    let stalled_at = tokio::time::Instant::now();
+    // Once its writes stall the server reads no more requests; if the rest do not fit in the
+    // socket buffers, this write ends only when the server closes, with an error.
+    let _ = unread.write_all(requests.as_bytes()).await;
+
+    // Nothing is read from `unread` until the server has let it go: reading would open the
+    // window and let the writes through.
+    let mut observer = TcpStream::connect(server.addr).await.unwrap();
+    wait_for_series(
+        &mut observer,
+        "cmpp_http_connection_timeouts_total{kind=\"write\",listener=\"http\"} 1",
+    )
+    .await;
+    wait_for_open_connections(&mut observer, 1).await;
+    assert!(
+        stalled_at.elapsed() >= idle_timeout,
+        "closed after {:?}, before the socket had taken nothing for {idle_timeout:?}",
+        stalled_at.elapsed()
+    );
+    assert!(
+        read_until_closed(&mut unread, PATIENCE).await.is_some(),
+        "the server counted the connection closed but it is still open"
     );
 }
 

@@ -40,7 +40,9 @@ pub fn resolve(
             warning: None,
         });
     };
-    let advised_headroom = (limit / 4).max(MIN_HEADROOM) + reserved;
+    // Free for Redis, the link and the rest; the metrics listener's `reserved` come on top.
+    let advised_free = (limit / 4).max(MIN_HEADROOM);
+    let advised_headroom = advised_free + reserved;
     let raise = "raise the open-file limit (ulimit -n, systemd LimitNOFILE=)";
     let Some(connections) = configured else {
         return match limit.checked_sub(advised_headroom) {
@@ -62,11 +64,10 @@ pub fn resolve(
              the CMPP link and the rest (at least {MIN_HEADROOM} are needed): lower it or {raise}"
         ));
     }
-    let warning = (left + reserved < advised_headroom).then(|| {
+    let warning = (left < advised_free).then(|| {
         format!(
             "{connections} connections leave only {left} of the {limit} open files for Redis, \
-             the CMPP link and the rest; {} is advised",
-            advised_headroom - reserved
+             the CMPP link and the rest; {advised_free} is advised"
         )
     });
     Ok(ConnectionCap {
@@ -112,6 +113,15 @@ mod tests {
         );
         let refused = resolve(Some(1000), 0, Some(1024)).unwrap_err();
         assert!(refused.contains("would leave 24 of the 1024"), "{refused}");
+        // The metrics listener's connections count neither as left nor as advised.
+        let tight = resolve(Some(800), METRICS_CONNECTIONS, Some(1024)).unwrap();
+        let warning = tight.warning.unwrap();
+        assert!(
+            warning.contains("leave only 208 of the 1024") && warning.ends_with("; 256 is advised"),
+            "{warning}"
+        );
+        let ok = resolve(Some(752), METRICS_CONNECTIONS, Some(1024)).unwrap();
+        assert_eq!((ok.connections, ok.warning), (752, None));
         let refused = resolve(Some(950), METRICS_CONNECTIONS, Some(1024)).unwrap_err();
         assert!(refused.contains("would leave 58"), "{refused}");
         assert_eq!(resolve(Some(50_000), 0, None).unwrap().connections, 50_000);

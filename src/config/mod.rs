@@ -238,11 +238,25 @@ impl GatewayConfig {
 
     /// [`load`](Self::load) without the file system or the process environment: `source` is the
     /// name shown in messages, `env` looks up a variable. The default consumer name still reads
-    /// /etc/hostname (then `env("HOSTNAME")`).
+    /// /etc/hostname (then `env("HOSTNAME")`), and `http_max_connections` is checked against
+    /// this process's open-file limit.
     pub fn from_str_with_env(
         source: &str,
         json: &str,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<GatewayConfig, ConfigError> {
+        let open_files = connection_cap::open_file_limit();
+        GatewayConfig::from_str_with_env_and_open_files(source, json, env, open_files)
+    }
+
+    /// [`from_str_with_env`](Self::from_str_with_env) with the open-file limit given
+    /// (`None`: unlimited) rather than read from the process, so that the connection cap it
+    /// derives does not depend on where it runs.
+    pub fn from_str_with_env_and_open_files(
+        source: &str,
+        json: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        open_files: Option<u64>,
     ) -> Result<GatewayConfig, ConfigError> {
         let (mut raw, mut warnings) = file::parse_file(source, json)?;
         env::apply_env(&mut raw, env)?;
@@ -251,7 +265,7 @@ impl GatewayConfig {
             file: source,
             scope: None,
         };
-        let config = check.build(env, &mut warnings)?;
+        let config = check.build(env, open_files, &mut warnings)?;
         Ok(GatewayConfig { warnings, ..config })
     }
 }
@@ -691,6 +705,7 @@ impl Check<'_> {
     fn build(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
+        open_files: Option<u64>,
         warnings: &mut Vec<String>,
     ) -> Result<GatewayConfig, ConfigError> {
         let raw = self.raw;
@@ -784,9 +799,8 @@ impl Check<'_> {
             Some(_) => connection_cap::METRICS_CONNECTIONS,
             None => 0,
         };
-        let cap =
-            connection_cap::resolve(configured_cap, reserved, connection_cap::open_file_limit())
-                .map_err(|m| self.err("http_max_connections", m))?;
+        let cap = connection_cap::resolve(configured_cap, reserved, open_files)
+            .map_err(|m| self.err("http_max_connections", m))?;
         if let Some(warning) = cap.warning {
             warnings.push(format!("{}: {warning}", self.place("http_max_connections")));
         }

@@ -28,8 +28,9 @@ pub(crate) struct TcpUrl {
     tail: String,
 }
 
-/// `unix:///path` or `redis+unix:///path`, with `?name=value` pairs in their order, values kept
-/// percent-encoded. `db`, `user` and `pass` are the ones the redis crate reads.
+/// `unix:///path` or `redis+unix:///path`, with `?name=value` pairs in their order, names and
+/// values kept percent-encoded. `db`, `user` and `pass` are the ones the redis crate reads; it
+/// decodes the names first, so they are compared decoded ([`query_name_is`]).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct UnixUrl {
     scheme: String,
@@ -218,10 +219,9 @@ impl UnixUrl {
             .collect();
         let is_db_number =
             |v: &str| v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<u64>().is_ok();
-        if query
-            .iter()
-            .any(|(name, value)| name == "db" && !value.as_deref().is_some_and(is_db_number))
-        {
+        if query.iter().any(|(name, value)| {
+            query_name_is(name, "db") && !value.as_deref().is_some_and(is_db_number)
+        }) {
             return Err(format!("db= must be a database number such as 0; {USAGE}"));
         }
         Ok(UnixUrl {
@@ -234,8 +234,8 @@ impl UnixUrl {
     /// Replaces the value of `name` where it first stands (dropping repeats, which the client
     /// would read instead), or appends it; `None` removes it.
     fn set(&mut self, name: &str, value: Option<String>) {
-        let at = self.query.iter().position(|(n, _)| n == name);
-        self.query.retain(|(n, _)| n != name);
+        let at = self.query.iter().position(|(n, _)| query_name_is(n, name));
+        self.query.retain(|(n, _)| !query_name_is(n, name));
         if let Some(value) = value {
             let at = at.unwrap_or(self.query.len());
             self.query.insert(at, (name.to_string(), Some(value)));
@@ -248,7 +248,7 @@ impl UnixUrl {
             out.push(if i == 0 { '?' } else { '&' });
             out.push_str(name);
             match value {
-                Some(_) if mask && name == "pass" => out.push_str("=***"),
+                Some(_) if mask && query_name_is(name, "pass") => out.push_str("=***"),
                 Some(value) => {
                     let _ = write!(out, "={value}");
                 }
@@ -257,6 +257,36 @@ impl UnixUrl {
         }
         out
     }
+}
+
+/// Whether the query name `written` is `name` once decoded as the redis crate decodes it
+/// (`application/x-www-form-urlencoded`: `%XX` escapes, `+` for a space): `p%61ss` is `pass`.
+fn query_name_is(written: &str, name: &str) -> bool {
+    let bytes = written.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |digit: u8| char::from(digit).to_digit(16);
+        let escaped = match bytes.get(i..i + 3) {
+            Some(&[b'%', high, low]) => hex(high).zip(hex(low)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (None, b'+') => {
+                decoded.push(b' ');
+                i += 1;
+            }
+            (None, byte) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    decoded == name.as_bytes()
 }
 
 fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), String> {
@@ -387,6 +417,35 @@ mod tests {
         let u = RedisUrl::parse("redis+unix:///r.sock?user=app&pass=Hunter2&db=2").unwrap();
         assert_eq!(u.redacted(), "redis+unix:///r.sock?user=app&pass=***&db=2");
         assert!(!format!("{u:?}").contains("Hunter2"));
+    }
+
+    /// The redis crate form-decodes query names, so `p%61ss=` is its password: the masking,
+    /// the password swap and the database check read names the same way.
+    #[test]
+    fn percent_encoded_query_names_are_read_as_the_client_reads_them() {
+        use redis::IntoConnectionInfo;
+        let u = RedisUrl::parse("redis+unix:///r.sock?p%61ss=Hunter2&db=2").unwrap();
+        let info = u.render().into_connection_info().unwrap();
+        assert_eq!(info.redis_settings().password(), Some("Hunter2"));
+        assert_eq!(u.redacted(), "redis+unix:///r.sock?p%61ss=***&db=2");
+        assert!(!format!("{u:?}").contains("Hunter2"));
+        let u =
+            RedisUrl::parse("unix:///r.sock?%70%41ss=x&%70%61%73%73=Hunter2&pa%+73s=y").unwrap();
+        assert_eq!(
+            u.redacted(),
+            "unix:///r.sock?%70%41ss=x&%70%61%73%73=***&pa%+73s=y",
+            "names are case-sensitive; a bad escape stays as written"
+        );
+
+        let mut u = RedisUrl::parse("unix:///r.sock?p%61ss=old&user=app").unwrap();
+        u.set_password("new");
+        assert_eq!(u.render(), "unix:///r.sock?pass=new&user=app");
+        let mut u = RedisUrl::parse("unix:///r.sock?d%62=1").unwrap();
+        u.set_db(3);
+        assert_eq!(u.render(), "unix:///r.sock?db=3");
+
+        let err = RedisUrl::parse("unix:///r.sock?pass=Hunter2&d%62=x").unwrap_err();
+        assert!(err.contains("db="), "{err}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One connection's header and idle timeouts.
+//! One connection's header, idle and write timeouts.
 //!
 //! hyper's HTTP/1 server has a single timer, the header read timeout, and starts it as soon as
 //! a connection becomes idle: a keep-alive connection waiting for its next request and a
@@ -9,6 +9,13 @@
 //!   that head must follow within `header_timeout`.
 //!
 //! The first byte is seen through [`Watched`], which counts the bytes read from the socket.
+//!
+//! hyper has no limit on writing a response: a client that sends a request and then reads
+//! nothing (a zero TCP window) holds its connection, one of the capped slots, for as long as it
+//! likes once the response outgrows the socket buffers. [`Watched`] fails a write with
+//! [`io::ErrorKind::TimedOut`], which ends the connection, once the socket has taken nothing for
+//! `idle_timeout`: such a peer is as idle as one that sends no request, and the limit restarts
+//! whenever the socket takes a byte, so a slow reader that keeps reading is not cut off.
 
 use std::future::Future;
 use std::io;
@@ -26,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub enum Expired {
     Header,
     Idle,
+    Write,
 }
 
 impl Expired {
@@ -33,6 +41,7 @@ impl Expired {
         match self {
             Expired::Header => "header",
             Expired::Idle => "idle",
+            Expired::Write => "write",
         }
     }
 }
@@ -52,6 +61,12 @@ struct Shared {
     expired: AtomicU8,
 }
 
+impl Shared {
+    fn expire(&self, expired: Expired) {
+        self.expired.store(1 + expired as u8, Ordering::Relaxed);
+    }
+}
+
 impl ConnectionClock {
     pub fn new(header_timeout: Duration, idle_timeout: Duration) -> ConnectionClock {
         ConnectionClock {
@@ -65,11 +80,12 @@ impl ConnectionClock {
         }
     }
 
-    /// `io` with its reads counted for this clock.
+    /// `io` with its reads counted and its writes timed for this clock.
     pub fn watch<T>(&self, io: T) -> Watched<T> {
         Watched {
             inner: io,
             shared: self.shared.clone(),
+            write_deadline: None,
         }
     }
 
@@ -78,6 +94,7 @@ impl ConnectionClock {
         match self.shared.expired.load(Ordering::Relaxed) {
             1 => Some(Expired::Header),
             2 => Some(Expired::Idle),
+            3 => Some(Expired::Write),
             _ => None,
         }
     }
@@ -149,19 +166,46 @@ impl Future for HeadTimer {
             Phase::Idle { .. } => Expired::Idle,
             Phase::Head => Expired::Header,
         };
-        self.shared
-            .expired
-            .store(1 + expired as u8, Ordering::Relaxed);
+        self.shared.expire(expired);
         Poll::Ready(())
     }
 }
 
 impl Sleep for HeadTimer {}
 
-/// A socket whose reads are counted for its [`ConnectionClock`].
+/// A socket whose reads are counted and whose writes are timed for its [`ConnectionClock`].
 pub struct Watched<T> {
     inner: T,
     shared: Arc<Shared>,
+    /// Set while a write is pending: when the socket has taken nothing for `idle_timeout`.
+    write_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> Watched<T> {
+    /// `polled`, a write or flush of the socket; one that has stayed pending for `idle_timeout`
+    /// becomes a [`io::ErrorKind::TimedOut`] error instead.
+    fn limit_stall<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.write_deadline = None;
+            return polled;
+        }
+        let limit = self.shared.idle_timeout;
+        let deadline = self
+            .write_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.shared.expire(Expired::Write);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the peer took none of the response for {limit:?}"),
+        )))
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
@@ -188,7 +232,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.limit_stall(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -196,7 +241,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.limit_stall(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -204,7 +250,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.limit_stall(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -253,5 +300,35 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(poll_once(&mut idle).is_ready());
         assert_eq!(clock.expired(), Some(Expired::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_socket_takes_nothing_of_for_idle_timeout_fails() {
+        use tokio::io::AsyncReadExt;
+        let clock = ConnectionClock::new(Duration::from_secs(10), Duration::from_secs(60));
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut server = clock.watch(server);
+        let write = |server: &mut Watched<_>| {
+            let waker = std::task::Waker::noop();
+            Pin::new(server).poll_write(&mut Context::from_waker(waker), &[0u8; 64])
+        };
+        assert!(matches!(write(&mut server), Poll::Ready(Ok(64))));
+        assert!(write(&mut server).is_pending(), "the peer reads nothing");
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(write(&mut server).is_pending());
+
+        // The peer takes some: the limit starts again with the next stall.
+        client.read_exact(&mut [0u8; 16]).await.unwrap();
+        assert!(matches!(write(&mut server), Poll::Ready(Ok(16))));
+        assert!(write(&mut server).is_pending());
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(write(&mut server).is_pending());
+        assert_eq!(clock.expired(), None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        match write(&mut server) {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(clock.expired(), Some(Expired::Write));
     }
 }

@@ -3,7 +3,6 @@
 //! is an error that names it.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -94,9 +93,8 @@ impl<'de> Visitor<'de> for Unique<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
-        let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
+            if object.contains_key(&key) {
                 let message = format!("duplicate key {key:?}");
                 *self.0.borrow_mut() = Some(key);
                 return Err(de::Error::custom(message));

@@ -75,7 +75,7 @@ pub use handlers::IDEMPOTENT_REPLAYED;
 pub use models::{Accepted, AcceptedMessage, CompatAnswer};
 pub use rates::Rates;
 pub use request_log::X_REQUEST_ID;
-pub use server::{ConnectionLimits, MAX_BUF};
+pub use server::ConnectionLimits;
 pub use state::{BACKLOG_CACHE, HttpState, STORE_DEADLINE};
 
 /// Every route, ready for `warp::serve` or `warp::test`.

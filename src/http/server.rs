@@ -6,7 +6,8 @@
 //!   the open ones are served as usual. A connection holds at most [`MAX_BUF`] of hyper's
 //!   buffer plus the body its route reads (at most `max_body_bytes`).
 //! - A request head must arrive within `header_timeout`, an idle keep-alive connection is closed
-//!   after `idle_timeout` ([`ConnectionClock`]); the body's limit is the body filter's.
+//!   after `idle_timeout`, and so is one whose client takes nothing of its response for as long
+//!   ([`ConnectionClock`]); the body's limit is the body filter's.
 //! - On shutdown nothing more is accepted, idle connections close, requests in progress get
 //!   `shutdown_timeout` to finish, then whatever is left is cut.
 
@@ -31,7 +32,7 @@ use crate::config::connection_cap::METRICS_CONNECTIONS;
 use crate::metrics::Metrics;
 
 /// hyper's read buffer per connection; also the largest request head (431 beyond it).
-pub const MAX_BUF: usize = 16 * 1024;
+const MAX_BUF: usize = 16 * 1024;
 /// After an accept error such as EMFILE, wait before trying again rather than spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// At most one "cap reached" warning this often.

@@ -363,7 +363,7 @@ impl Families {
         }
         for listener in ["http", "metrics"] {
             self.http_connections.with_label_values(&[listener]);
-            for kind in ["header", "idle", "shutdown"] {
+            for kind in ["header", "idle", "write", "shutdown"] {
                 self.http_connection_timeouts
                     .with_label_values(&[listener, kind]);
             }
