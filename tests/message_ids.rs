@@ -240,6 +240,10 @@ async fn entries_without_an_id_on_two_channel_streams_are_two_messages() {
         ),
         (1, 1)
     );
+    // As the console asks for it: the `:` percent-encoded.
+    let r = get(stack.gw.http, "/v1/messages/b%3A1000-1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["id"], "b:1000-1");
     stack.gw.stop().await;
 }
 

@@ -172,10 +172,12 @@ impl Started {
             families.leases_held.with_label_values(&[&channel.name]);
             families.lease_losses.with_label_values(&[&channel.name]);
             let channel = Arc::new(channel.clone());
+            let hold_off = Arc::new(std::sync::Mutex::new(None));
             for _ in 0..channel.connections_per_instance {
                 let slot = Slot {
                     shared: shared.clone(),
                     channel: channel.clone(),
+                    hold_off: hold_off.clone(),
                     links: links.clone(),
                     shutdown: shutdown.clone(),
                 };

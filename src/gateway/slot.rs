@@ -32,6 +32,10 @@ const ACQUIRE_RETRY_MAX: Duration = Duration::from_secs(5);
 pub(super) struct Slot {
     pub(super) shared: Arc<Shared>,
     pub(super) channel: Arc<ChannelConfig>,
+    /// Shared by this instance's slot tasks of the channel: after one of them hands a slot over
+    /// (its link could not come up), none of them asks for a slot until then, or a sibling would
+    /// take the freed slot straight back.
+    pub(super) hold_off: Arc<std::sync::Mutex<Option<Instant>>>,
     pub(super) links: LinkSet,
     pub(super) shutdown: CancellationToken,
 }
@@ -68,23 +72,32 @@ impl Slot {
             let (lease, fence) = (&h.lease, &h.fence);
             held.inc();
             tracing::info!(channel = %lease.channel, slot = lease.slot, token = lease.token, "connection slot leased");
-            let Some(sending) = Sending::start(
-                &self.shared,
-                &self.channel,
-                lease,
-                fence.clone(),
-                &self.shutdown,
-            )
-            .await
-            else {
+            // Renewed while the parts start: connecting to Redis may take a while.
+            let started = CancellationToken::new();
+            let start = async {
+                let sending = Sending::start(
+                    &self.shared,
+                    &self.channel,
+                    lease,
+                    fence.clone(),
+                    &self.shutdown,
+                )
+                .await;
+                started.cancel();
+                sending
+            };
+            let (sending, while_starting) = tokio::join!(start, self.keep(&h, ttl, None, &started));
+            let Some(sending) = sending else {
                 held.dec();
                 self.release(lease).await;
                 break;
             };
             self.links
                 .insert(&lease.channel, lease.slot, sending.link.clone());
-            let ended = self.keep(&h, ttl, Some(&sending), &self.shutdown).await;
-            let mut pause = Duration::ZERO;
+            let ended = match while_starting {
+                lost @ Ended::Lost(_) => lost,
+                _ => self.keep(&h, ttl, Some(&sending), &self.shutdown).await,
+            };
             match ended {
                 Ended::Shutdown => {
                     // Keep renewing while the window drains, or a long drain would outlive
@@ -115,17 +128,12 @@ impl Slot {
                     fence.revoke();
                     self.release(lease).await;
                     // Another instance's turn first.
-                    pause = ttl.mul_f64(1.0 + fastrand::f64());
+                    let until = Instant::now() + ttl.mul_f64(1.0 + fastrand::f64());
+                    *self.hold_off.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
                 }
             }
             self.links.remove(&lease.channel, lease.slot);
             held.dec();
-            if !pause.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = self.shutdown.cancelled() => break,
-                }
-            }
         }
     }
 
@@ -143,6 +151,14 @@ impl Slot {
         loop {
             if self.shutdown.is_cancelled() {
                 return None;
+            }
+            let hold_off = *self.hold_off.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(until) = hold_off.filter(|until| *until > Instant::now()) {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {}
+                    () = self.shutdown.cancelled() => return None,
+                }
+                continue;
             }
             let sent = Instant::now();
             match store

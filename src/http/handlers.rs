@@ -106,6 +106,7 @@ pub async fn send_messages(state: Arc<HttpState>, body: Bytes) -> Result<Respons
 
 /// `GET /v1/messages/{id}`.
 pub async fn message_state(state: Arc<HttpState>, id: String) -> Result<Response, HttpError> {
+    let id = super::path::decode_segment(&id)?;
     match state.store_call("state", state.store()?.state(&id)).await? {
         Some(message) => Ok(json_response(StatusCode::OK, &message)),
         None => Err(HttpError::NotFound("no such message")),

@@ -56,6 +56,7 @@ mod handlers;
 mod json;
 mod models;
 mod params;
+mod path;
 mod rates;
 mod request_log;
 mod server;

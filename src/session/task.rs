@@ -70,6 +70,11 @@ pub(crate) async fn run(mut shared: Shared, status: watch::Sender<LinkStatus>) {
         if attempt.is_ok() && shared.config.fence.as_ref().is_some_and(|f| !f.is_open()) {
             drop(attempt);
             tracing::warn!(link = %shared.config.addr, "the connection slot's lease ended during the login; closing");
+            set_state(
+                &shared,
+                LinkState::Down,
+                "lease lost during the login".into(),
+            );
             shared.shutdown.cancelled().await;
             break;
         }

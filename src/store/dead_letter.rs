@@ -188,6 +188,11 @@ impl Consumer {
         if let Some(note) = &truncated {
             letter.push(("truncated", note));
         }
+        // The id its state goes by, which an entry without `id` on another channel's stream does
+        // not carry (`{channel}:{entry id}`).
+        if let Some(id) = id {
+            letter.push(("message_id", id));
+        }
         let mut script = DEAD_LETTER.key(store.keys.dead_letters());
         script
             .key(id.map(|id| store.keys.state(id)).unwrap_or_default())

@@ -20,6 +20,10 @@ impl InFlight {
         self.lock().insert(stream_id.to_owned())
     }
 
+    pub(crate) fn contains(&self, stream_id: &str) -> bool {
+        self.lock().contains(stream_id)
+    }
+
     pub(crate) fn remove(&self, stream_id: &str) {
         self.lock().remove(stream_id);
     }

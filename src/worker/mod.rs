@@ -227,6 +227,11 @@ impl Worker {
     ) {
         let mut ready = Vec::with_capacity(entries.len());
         for entry in entries {
+            // Taken again while this process still sends it (its renewals failed for a while):
+            // nothing to start, and `begin` would count it as one more holder.
+            if !fresh && self.in_flight.contains(&entry.stream_id) {
+                continue;
+            }
             let id = match message_id(&entry, &self.assignment) {
                 Ok(id) => id,
                 Err(reason) => {

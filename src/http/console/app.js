@@ -325,7 +325,7 @@
       empty: 'No dead letters.',
       columns: [
         col('Failed', (e) => time(e.fields.failed_at || entryMs(e.entry_id)), 'nowrap'),
-        col('Id', (e) => e.fields.id || e.fields.stream_id, 'mono'),
+        col('Id', (e) => e.fields.message_id || e.fields.id || e.fields.stream_id, 'mono'),
         col('To', (e) => e.fields.to, 'nowrap'),
         col('Status', (e) => badge(e.fields.status)),
         col('Reason', (e) => e.fields.reason, 'wide'),
