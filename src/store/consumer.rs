@@ -17,25 +17,8 @@ use crate::config::{RedisConfig, WorkerConfig};
 /// consumer reclaimed meanwhile stays with it. XCLAIM JUSTID leaves the delivery count as it is.
 /// KEYS[1] outbound stream. ARGV[1] group, ARGV[2] this consumer, ARGV[3..] entry ids.
 /// Returns the ids not renewed: pending elsewhere, acknowledged, or deleted from the stream.
-static TOUCH_OWNED: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local lost = {}
-for i = 3, #ARGV do
-  local id = ARGV[i]
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-  if pending[1] then
-    if pending[1][2] == ARGV[2] then
-      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
-    else
-      lost[#lost + 1] = id
-    end
-  end
-end
-return lost
-"#,
-    )
-});
+static TOUCH_OWNED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/touch_owned.lua")));
 
 /// What the Msg_Id map stores for each segment, as MessagePack: enough to correlate a report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

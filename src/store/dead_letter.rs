@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::outbound_entry::OutboundEntry;
-use super::scripts::STATUS_RANK;
+use super::scripts::{STATUS_FN, with_helpers};
 use super::state::MessageStatus;
 use super::{Consumer, StoreError, now_ms};
 use crate::message::normalize_msisdn;
@@ -36,29 +36,8 @@ const LETTER_FIELDS: [&str; 5] = ["reason", "status", "stream_id", "failed_at", 
 /// ARGV[3] approximate MAXLEN of the dead-letter stream, ARGV[4] this entry's stream id,
 /// ARGV[5] number of state field/value pairs k, then k pairs, then the dead letter's fields.
 /// Returns 1 when the letter was written, 0 when the state was already decided.
-pub(super) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"{STATUS_RANK}
-local k = tonumber(ARGV[5])
-local write_state = false
-if KEYS[2] ~= '' then
-  local status, submitted_at, owner =
-    unpack(redis.call('HMGET', KEYS[2], 'status', 'submitted_at', 'stream_id'))
-  if (not owner) or owner == ARGV[4] then
-    if submitted_at and (rank[status] or 0) < rank.submitted then status = 'submitted' end
-    if (rank[status] or 0) >= rank.delivered then return 0 end
-    write_state = true
-  end
-end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 6 + 2 * k))
-if write_state then
-  redis.call('HSET', KEYS[2], 'status', ARGV[1], unpack(ARGV, 6, 5 + 2 * k))
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-end
-return 1
-"#
-    ))
-});
+pub(super) static DEAD_LETTER: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[STATUS_FN], include_str!("lua/dead_letter.lua")));
 
 /// What a dead letter carries of the entry's own fields.
 enum Copy<'a> {

@@ -24,7 +24,7 @@ use redis::Script;
 use super::counters::COUNTER_TTL;
 use super::index::INDEX_ADD_FN;
 use super::reports::{CORRELATE_FN, parse_outcome};
-use super::scripts::STATUS_RANK;
+use super::scripts::{STATUS_FN, with_helpers};
 use super::{ReportOutcome, Store, StoreError, Submitted, now_ms};
 use crate::message::normalize_msisdn;
 use crate::protocol::{Deliver, StatusReport};
@@ -42,48 +42,10 @@ use crate::protocol::{Deliver, StatusReport};
 /// `duplicate` (a redelivery of its DELIVER was written correlated meanwhile), or `written…` as
 /// the report script does.
 static RESOLVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"{STATUS_RANK}{INDEX_ADD_FN}{CORRELATE_FN}
-local fields = redis.call('HGETALL', KEYS[1])
-local function release()
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[7])
-end
-if #fields == 0 then
-  redis.call('ZREM', KEYS[2], ARGV[7])
-  return 'gone'
-end
-local mapped = redis.call('GET', KEYS[3])
-local rec = mapped and cmsgpack.unpack(mapped)
-if (rec and rec[1] or '') ~= ARGV[1] then return 'stale' end
-if not rec and ARGV[2] ~= '1' then return 'held' end
-local decided, in_state = '', false
-if rec then
-  local stat = ''
-  for i = 1, #fields, 2 do
-    if fields[i] == 'stat' then stat = fields[i + 1] end
-  end
-  local redelivered
-  in_state, decided, redelivered = correlate(KEYS[6], rec, fields, stat, ARGV[5], ARGV[7],
-    KEYS[8], ARGV[6])
-  if redelivered then
-    release()
-    return 'duplicate'
-  end
-else
-  fields[#fields + 1] = 'unmatched'
-  fields[#fields + 1] = '1'
-end
-local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', unpack(fields))
--- An unmatched report without a number has no index to go in.
-if KEYS[7] ~= '' then index_add(KEYS[7], entry_ms(entry), entry, ARGV[3]) end
-release()
--- The state lists the DELIVER now: the marker that stood in for it is no longer needed.
-if in_state then redis.call('DEL', KEYS[5]) end
-if rec then return 'written' .. decided end
-return 'written_unmatched'
-"#
-    ))
+    with_helpers(
+        &[STATUS_FN, INDEX_ADD_FN, CORRELATE_FN],
+        include_str!("lua/resolve.lua"),
+    )
 });
 
 /// How often [`Store::resolve_held_report`] derives its keys again when the mapping changes

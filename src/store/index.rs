@@ -25,38 +25,12 @@ const TRIM_EVERY: u64 = 16;
 
 /// `index_add(key, ms, member, ttl_ms)`: the per-number index write shared by the scripts
 /// (trimming on one write in [`TRIM_EVERY`], like [`Store::index_message`]).
-pub(crate) const INDEX_ADD_FN: &str = r#"
-local function index_add(key, ms, member, ttl)
-  redis.call('ZADD', key, ms, member)
-  redis.call('PEXPIRE', key, ttl)
-  local t = tonumber(ms)
-  if t % 16 == 0 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', t - tonumber(ttl)))
-  end
-end
-local function entry_ms(entry_id) return string.match(entry_id, '^%d+') end
-"#;
+pub(crate) const INDEX_ADD_FN: &str = include_str!("lua/index_add.lua");
 
 /// KEYS[1] index. ARGV[1] cursor member or "", ARGV[2] cursor score, ARGV[3] count.
 /// Members after the cursor, newest first, with scores. When the cursor's member is gone
 /// (trimmed meanwhile), the page continues below its score.
-static PAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local count = tonumber(ARGV[3])
-local start = 0
-if ARGV[1] ~= '' then
-  local rank = redis.call('ZREVRANK', KEYS[1], ARGV[1])
-  if not rank then
-    return redis.call('ZRANGE', KEYS[1], '(' .. ARGV[2], '-inf', 'BYSCORE', 'REV',
-                      'LIMIT', 0, count, 'WITHSCORES')
-  end
-  start = rank + 1
-end
-return redis.call('ZREVRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES')
-"#,
-    )
-});
+static PAGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/page.lua")));
 
 /// Where a page of an index ends: the last member shown and its score. Written as
 /// `{score}:{member}` (the member may itself contain colons).

@@ -29,48 +29,15 @@ pub struct Lease {
 /// its fence and the holder's name, with the TTL. KEYS: per slot, in order, its lease key and
 /// its fence key. ARGV[1] base name, ARGV[2] TTL ms. Returns {slot, token, holder}, or nil when
 /// every slot is held.
-static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-for i = 1, #KEYS, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    local slot = (i - 1) / 2
-    local token = redis.call('INCR', KEYS[i + 1])
-    local holder = string.format('%s/%d/%d', ARGV[1], slot, token)
-    redis.call('SET', KEYS[i], holder, 'PX', ARGV[2])
-    return {slot, token, holder}
-  end
-end
-return false
-"#,
-    )
-});
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/acquire.lua")));
 
 /// Extends the lease only if it still holds our name. KEYS[1] lease key. ARGV[1] holder,
 /// ARGV[2] TTL ms. Returns 1 when renewed, 0 when it lapsed or someone else holds it.
-static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"#,
-    )
-});
+static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 
 /// Deletes the lease only if it still holds our name. KEYS[1] lease key. ARGV[1] holder.
 /// Returns 1 when deleted, 0 when it was not ours (any more).
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#,
-    )
-});
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
 
 /// Milliseconds for PX/PEXPIRE, which refuse 0.
 fn ttl_ms(ttl: Duration) -> u64 {

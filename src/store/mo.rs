@@ -28,6 +28,7 @@ use std::sync::LazyLock;
 use redis::{Script, Value};
 
 use super::index::INDEX_ADD_FN;
+use super::scripts::with_helpers;
 use super::{Store, StoreError};
 use crate::message::normalize_msisdn;
 use crate::protocol::Deliver;
@@ -36,21 +37,8 @@ use crate::text::{Concat, Decoded, decode_text, parse_udh};
 /// KEYS[1] MO stream, KEYS[2] seen marker of the DELIVER, KEYS[3] the sender's MO index.
 /// ARGV[1] seen (and index) TTL ms, ARGV[2] approximate MAXLEN, then the entry's field/value
 /// pairs. Returns 1 when written, 0 when the DELIVER was stored before.
-static MO_SINGLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        &[
-            INDEX_ADD_FN,
-            r#"
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
-index_add(KEYS[3], entry_ms(entry), entry, ARGV[1])
-return 1
-"#,
-        ]
-        .concat(),
-    )
-});
+static MO_SINGLE: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[INDEX_ADD_FN], include_str!("lua/mo_single.lua")));
 
 /// KEYS[1] set hash, KEYS[2] pending zset, KEYS[3] seen marker of the DELIVER.
 /// ARGV: 1 part number, 2 total, 3 payload, 4 DELIVER Msg_Id, 5 Msg_Fmt, 6 service_id,
@@ -59,83 +47,20 @@ return 1
 /// another Msg_Id), {1, parts held} when stored and still incomplete, and {2, HGETALL of the set}
 /// whenever the set holds every part — also for a duplicate, so that a set completed by an
 /// instance that crashed before writing it is written when the ISMG redelivers.
-static MO_PART: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local set, pending, seen = KEYS[1], KEYS[2], KEYS[3]
-local k, total = ARGV[1], tonumber(ARGV[2])
-local function held()
-  return tonumber(redis.call('HGET', set, 'n') or '0')
-end
-local function complete_or(reply)
-  if held() >= total then return {2, redis.call('HGETALL', set)} end
-  return reply
-end
-if redis.call('EXISTS', seen) == 1 then return complete_or({0}) end
-redis.call('SET', seen, '1', 'PX', ARGV[10])
-if redis.call('HSETNX', set, 'p:' .. k, ARGV[3]) == 0 then return complete_or({0}) end
-redis.call('HSET', set, 'm:' .. k, ARGV[4], 'f:' .. k, ARGV[5], 'last_seen', ARGV[8])
-local n = redis.call('HINCRBY', set, 'n', 1)
-if redis.call('HSETNX', set, 'first_seen', ARGV[8]) == 1 then
-  redis.call('HSET', set, 'total', total, 'service_id', ARGV[6], 'link_id', ARGV[7],
-             'from', ARGV[11], 'to', ARGV[12])
-  redis.call('PEXPIRE', set, ARGV[9])
-  redis.call('ZADD', pending, ARGV[8], set)
-end
-if n >= total then return {2, redis.call('HGETALL', set)} end
-return {1, n}
-"#,
-    )
-});
+static MO_PART: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/mo_part.lua")));
 
 /// KEYS[1] MO stream, KEYS[2] set hash, KEYS[3] pending zset, KEYS[4] the sender's MO index.
 /// ARGV[1] approximate MAXLEN, ARGV[2] the part count the caller decoded, ARGV[3] index TTL
 /// ms, then the entry's field/value pairs. Returns 1 when written (set and pending member
 /// deleted), 0 when the set is gone (someone else wrote it; a dangling pending member is
 /// removed), -1 when the set has changed since it was read (a part arrived: read it again).
-static MO_WRITE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        &[
-            INDEX_ADD_FN,
-            r#"
-local n = redis.call('HGET', KEYS[2], 'n')
-if not n then
-  redis.call('ZREM', KEYS[3], KEYS[2])
-  return 0
-end
-if n ~= ARGV[2] then return -1 end
-local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 4))
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], KEYS[2])
-index_add(KEYS[4], entry_ms(entry), entry, ARGV[3])
-return 1
-"#,
-        ]
-        .concat(),
-    )
-});
+static MO_WRITE: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[INDEX_ADD_FN], include_str!("lua/mo_write.lua")));
 
 /// KEYS[1] pending zset. ARGV[1] cutoff ms, ARGV[2] limit.
 /// Returns {set key, HGETALL, …} for the sets first seen at or before the cutoff; members whose
 /// set no longer exists (written, or expired by the safety TTL) are removed on the way.
-static MO_DUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-for _, key in ipairs(due) do
-  local h = redis.call('HGETALL', key)
-  if #h == 0 then
-    redis.call('ZREM', KEYS[1], key)
-  else
-    out[#out + 1] = key
-    out[#out + 1] = h
-  end
-end
-return out
-"#,
-    )
-});
+static MO_DUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/mo_due.lua")));
 
 /// What happened to one MO DELIVER. Every variant means "stored": acknowledge it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,36 +22,8 @@ use super::{Consumer, StoreError};
 /// KEYS[1] outbound stream. ARGV[1] group, ARGV[2] this consumer, ARGV[3] min idle ms,
 /// ARGV[4] most entries, ARGV[5] 1 to include its own, ARGV[6..] live consumer names. Returns
 /// the claimed entries as XCLAIM does.
-static CLAIM_ORPHANS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local spared = {}
-for i = 6, #ARGV do spared[ARGV[i]] = true end
-spared[ARGV[2]] = ARGV[5] ~= '1'
-local wanted = tonumber(ARGV[4])
-local ids = {}
-for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  if #ids >= wanted then break end
-  local c = {}
-  for i = 1, #row, 2 do c[row[i]] = row[i + 1] end
-  if c.pending > 0 and not spared[c.name] then
-    local rows = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+',
-                            wanted - #ids, c.name)
-    for _, p in ipairs(rows) do ids[#ids + 1] = p[1] end
-  end
-end
--- In chunks: unpack of thousands of arguments would overflow Lua's stack.
-local claimed = {}
-for first = 1, #ids, 100 do
-  local chunk = {}
-  for i = first, math.min(first + 99, #ids) do chunk[#chunk + 1] = ids[i] end
-  local got = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], unpack(chunk))
-  for i = 1, #got do claimed[#claimed + 1] = got[i] end
-end
-return claimed
-"#,
-    )
-});
+static CLAIM_ORPHANS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/claim_orphans.lua")));
 
 impl Consumer {
     /// Takes over up to `count` entries pending at consumers not named in `live` (the current

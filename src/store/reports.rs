@@ -8,7 +8,7 @@ use redis::{Script, ScriptInvocation};
 
 use super::counters::COUNTER_TTL;
 use super::index::INDEX_ADD_FN;
-use super::scripts::STATUS_RANK;
+use super::scripts::{STATUS_FN, with_helpers};
 use super::{MessageStatus, Store, StoreError};
 use crate::message::normalize_msisdn;
 use crate::protocol::{Deliver, StatusReport};
@@ -45,58 +45,8 @@ pub enum WhenUnmapped {
 /// written, nothing is recreated), the decided status (`''`, `':delivered'`, `':failed'`), and
 /// true as a third value when the state already lists this DELIVER (a redelivery: write
 /// nothing). The state's TTL is not renewed: it runs from the message's start and outlasts a
-/// report's 48 hours.
-pub(crate) const CORRELATE_FN: &str = r#"
-local function correlate(state, rec, fields, stat, now, deliver, counters, counters_ttl)
-  local id, seg, segs, to = rec[1], rec[2], rec[3], rec[4]
-  for _, v in ipairs({'id', id, 'to', to, 'segment', tostring(seg), 'segments', tostring(segs)}) do
-    fields[#fields + 1] = v
-  end
-  local names = {'status', 'submitted_at', 's' .. seg .. '_delivers'}
-  for i = 1, segs do names[#names + 1] = 's' .. i .. '_stat' end
-  local have = redis.call('HMGET', state, unpack(names))
-  if not have[1] then return false, '' end
-  local delivers = have[3]
-  if delivers and string.find(' ' .. delivers .. ' ', ' ' .. deliver .. ' ', 1, true) then
-    return true, '', true
-  end
-  local decided = ''
-  local change = {'s' .. seg .. '_delivers', delivers and (delivers .. ' ' .. deliver) or deliver, 'updated_at', now}
-  -- ACCEPTD is intermediate: it is reported but decides nothing.
-  if stat ~= 'ACCEPTD' then
-    for _, v in ipairs({'s' .. seg .. '_stat', stat, 's' .. seg .. '_reported_at', now}) do
-      change[#change + 1] = v
-    end
-    local complete, failed_stat = true, false
-    for i = 1, segs do
-      local s = have[3 + i]
-      if i == seg then s = stat end
-      if not s then complete = false break end
-      if s ~= 'DELIVRD' and not failed_stat then failed_stat = s end
-    end
-    if complete then
-      local final = failed_stat and 'failed' or 'delivered'
-      local current = have[1]
-      if have[2] and (rank[current] or 0) < rank.submitted then current = 'submitted' end
-      if (rank[final] or 0) > (rank[current] or 0) then
-        for _, v in ipairs({'status', final, 'final_at', now}) do change[#change + 1] = v end
-        if redis.call('HINCRBY', counters, final, 1) == 1 then
-          redis.call('PEXPIRE', counters, counters_ttl)
-        end
-        if failed_stat then
-          change[#change + 1] = 'error'
-          change[#change + 1] = 'Stat ' .. failed_stat
-        end
-        decided = ':' .. final
-      end
-      fields[#fields + 1] = 'status'
-      fields[#fields + 1] = final
-    end
-  end
-  redis.call('HSET', state, unpack(change))
-  return true, decided
-end
-"#;
+/// report's 48 hours. Calls `effective_status`: goes after [`STATUS_FN`].
+pub(crate) const CORRELATE_FN: &str = include_str!("lua/correlate.lua");
 
 /// KEYS[1] reports stream, KEYS[2] seen-marker of the DELIVER, KEYS[3] Msg_Id map key or "",
 /// KEYS[4] the DELIVER's held-report hash, KEYS[5] the held-report index.
@@ -118,44 +68,10 @@ end
 /// later (see `held_reports`), and a redelivery that finds the Msg_Id mapped first is written
 /// then and recognised by that script in the state.
 pub(crate) static REPORT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"{STATUS_RANK}{INDEX_ADD_FN}{CORRELATE_FN}
-local mapped = false
-if KEYS[3] ~= '' then mapped = redis.call('GET', KEYS[3]) end
-local fields = {{unpack(ARGV, 12)}}
-if not mapped then
-  if ARGV[3] == 'hold' then
-    if not redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then return 'duplicate' end
-    redis.call('HSET', KEYS[4], unpack(fields))
-    redis.call('PEXPIRE', KEYS[4], ARGV[1])
-    redis.call('ZADD', KEYS[5], ARGV[6], ARGV[11])
-    return 'held'
-  end
-  -- Stored before as unmatched (a redelivery): known at once.
-  if redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
-end
-local number = ARGV[8]
-local decided, in_state = '', false
-if mapped then
-  local rec = cmsgpack.unpack(mapped)
-  local redelivered
-  in_state, decided, redelivered = correlate(ARGV[4] .. rec[1], rec, fields, ARGV[5], ARGV[6],
-    ARGV[11], ARGV[9], ARGV[10])
-  if redelivered then return 'duplicate' end
-  number = rec[4]
-else
-  fields[#fields + 1] = 'unmatched'
-  fields[#fields + 1] = '1'
-end
-if not in_state and not redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then
-  return 'duplicate'
-end
-local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
-if number ~= '' then index_add(ARGV[7] .. number, entry_ms(entry), entry, ARGV[1]) end
-if mapped then return 'written' .. decided end
-return 'written_unmatched'
-"#
-    ))
+    with_helpers(
+        &[STATUS_FN, INDEX_ADD_FN, CORRELATE_FN],
+        include_str!("lua/report.lua"),
+    )
 });
 
 impl Store {

@@ -1,10 +1,28 @@
 //! Lua scripts: each makes a multi-key change atomic and costs one round trip.
+//!
+//! Every script's source is a file in `lua/`, named after it, whose comment repeats the
+//! KEYS/ARGV contract documented here next to its static. Shared helpers (`status.lua`,
+//! `index_add.lua`, `correlate.lua`) define Lua locals, so [`with_helpers`] puts them in front
+//! of the scripts that call them.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
 use super::index::INDEX_ADD_FN;
+
+/// The status order and `effective_status(status, submitted_at)`, the rule by which a hash
+/// with `submitted_at` over a lower status counts as `submitted` (the Rust side's copy is
+/// [`MessageStatus::effective`](super::MessageStatus::effective)). For every script that reads
+/// or moves a status.
+pub(crate) const STATUS_FN: &str = include_str!("lua/status.lua");
+
+/// A script made of the shared `helpers` it calls, in order, followed by its own `body`.
+pub(crate) fn with_helpers(helpers: &[&str], body: &str) -> Script {
+    let mut source = helpers.concat();
+    source.push_str(body);
+    Script::new(&source)
+}
 
 /// Enqueue a batch (one entry per recipient) unless its idempotency key was seen or one of its
 /// message ids already has a state (another request, or a direct XADD, used it: replaying is
@@ -17,93 +35,16 @@ use super::index::INDEX_ADD_FN;
 /// queued_at ms, field count n, n field/value pairs.
 /// Returns {1, answer} when enqueued, {0, first answer} when the id was seen before, {0, answer}
 /// (nothing stored) when a message id has a state.
-pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        &[
-            INDEX_ADD_FN,
-            r#"
-if KEYS[2] ~= '' then
-  local prior = redis.call('GET', KEYS[2])
-  if prior then return {0, prior} end
-end
-local count = tonumber(ARGV[3])
-for m = 1, count do
-  if redis.call('EXISTS', KEYS[2 + 2 * m]) == 1 then return {0, ARGV[2]} end
-end
-local i = 4
-for m = 1, count do
-  local state_key, by_to = KEYS[2 + 2 * m], KEYS[3 + 2 * m]
-  local queued_at, n = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
-  local fields, id, to, content = {}, '', '', {}
-  for f = 0, n - 1 do
-    local k, v = ARGV[i + 2 * f], ARGV[i + 2 * f + 1]
-    fields[#fields + 1] = k
-    fields[#fields + 1] = v
-    if k == 'id' then id = v elseif k == 'to' then to = v
-    elseif k == 'text' or k == 'hex' or k == 'coding' then
-      content[#content + 1] = k
-      content[#content + 1] = v
-    end
-  end
-  i = i + 2 * n
-  local entry = redis.call('XADD', KEYS[1], '*', unpack(fields))
-  redis.call('HSET', state_key, 'id', id, 'to', to, 'status', 'queued', 'stream_id', entry,
-             'queued_at', queued_at, 'updated_at', queued_at, unpack(content))
-  redis.call('PEXPIRE', state_key, ARGV[1])
-  local ms = entry_ms(entry)
-  redis.call('ZADD', KEYS[3], ms, id)
-  index_add(by_to, ms, id, ARGV[1])
-end
-if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1]) end
-return {1, ARGV[2]}
-"#,
-        ]
-        .concat(),
-    )
-});
-
-/// The order of statuses: a status is only ever replaced by one that ranks higher.
-macro_rules! status_rank {
-    () => {
-        "local rank = {queued = 1, submitting = 2, submitted = 3, delivered = 4, failed = 4, dead = 4}\n"
-    };
-}
-pub(crate) const STATUS_RANK: &str = status_rank!();
-
-/// The status ranks and the transition rule shared by the scripts below. `submitted` is not
-/// written as a status: the worker records Msg_Ids with plain commands (no script on the hot
-/// path), and a hash with `submitted_at` whose status ranks lower counts as submitted (see
-/// `MessageState::from_hash`, which reads it the same way).
-pub(crate) const TRANSITION_FN: &str = concat!(
-    status_rank!(),
-    r#"
-local function current_status(key)
-  local status, submitted_at = unpack(redis.call('HMGET', key, 'status', 'submitted_at'))
-  if submitted_at and (rank[status] or 0) < rank.submitted then return 'submitted' end
-  return status
-end
-local function transition(key, status, ttl, fields)
-  local current = current_status(key)
-  if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
-  if (not current) or (rank[status] or 0) > (rank[current] or 0) then
-    redis.call('HSET', key, 'status', status)
-  end
-  redis.call('PEXPIRE', key, ttl)
-  return current
-end
-"#
-);
+pub static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[INDEX_ADD_FN], include_str!("lua/enqueue.lua")));
 
 /// Move a message's state forward: write the fields, and the status only if it ranks higher
 /// than the current one (a report that raced ahead of SUBMIT_RESP bookkeeping is not undone).
+/// The current status is the effective one (see [`STATUS_FN`]).
 /// KEYS[1] state key; ARGV[1] status, ARGV[2] TTL ms, then field/value pairs.
 /// Returns the status before the change, or false when there was none.
-pub static TRANSITION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{TRANSITION_FN}\nreturn transition(KEYS[1], ARGV[1], ARGV[2], {{unpack(ARGV, 3)}})"
-    ))
-});
+pub static TRANSITION: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[STATUS_FN], include_str!("lua/transition.lua")));
 
 /// Loads every script used in pipelines (a pipeline cannot fall back from EVALSHA to EVAL, and
 /// a restarted Redis has forgotten them).

@@ -16,24 +16,8 @@ use super::{Consumer, StoreError};
 /// any is kept).
 /// KEYS[1] outbound stream. ARGV[1] group, ARGV[2] idle ms, ARGV[3] the caller's consumer name,
 /// ARGV[4..] names to keep (live lease holders). Returns the names deleted.
-static DELETE_STALE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local spared = {[ARGV[3]] = true}
-for i = 4, #ARGV do spared[ARGV[i]] = true end
-local deleted = {}
-for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  local c = {}
-  for i = 1, #row, 2 do c[row[i]] = row[i + 1] end
-  if not spared[c.name] and c.pending == 0 and c.idle >= tonumber(ARGV[2]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], c.name)
-    deleted[#deleted + 1] = c.name
-  end
-end
-return deleted
-"#,
-    )
-});
+static DELETE_STALE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/delete_stale.lua")));
 
 impl Consumer {
     /// Deletes the consumers of the group, other than this one and those named in `live` (the

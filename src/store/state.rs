@@ -46,7 +46,8 @@ impl MessageStatus {
     }
 
     /// The status a hash stands for. `submitted` is never written: Msg_Ids recorded (with
-    /// `submitted_at`) over a lower status make it so.
+    /// `submitted_at`) over a lower status make it so. The scripts apply the same rule in Lua,
+    /// `effective_status` in `src/store/lua/status.lua`: change both together.
     pub fn effective(written: MessageStatus, has_submitted_at: bool) -> MessageStatus {
         if has_submitted_at && !written.is_past_submission() {
             MessageStatus::Submitted
