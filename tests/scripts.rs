@@ -360,7 +360,14 @@ async fn an_existing_state_refuses_the_batch_without_adding_anything() {
 
 /// The letter's copy of the entry, without the letter's own fields.
 fn copied(letter: &[(String, String)]) -> Vec<(String, String)> {
-    const OWN: [&str; 5] = ["reason", "status", "stream_id", "failed_at", "truncated"];
+    const OWN: [&str; 6] = [
+        "reason",
+        "status",
+        "stream_id",
+        "failed_at",
+        "truncated",
+        "message_id",
+    ];
     letter
         .iter()
         .filter(|(k, _)| !OWN.contains(&k.as_str()))
@@ -398,6 +405,30 @@ async fn a_dead_letter_copies_at_most_64_fields() {
         truncated(capped),
         Some("64 of 65 fields, 257 of 261 bytes copied")
     );
+}
+
+/// The letter's own fields win over the entry's fields of the same names: an entry carrying a
+/// `message_id` or `reason` of its own does not give the letter two of them.
+#[tokio::test]
+async fn a_dead_letter_keeps_its_own_fields_once() {
+    let mut rig = rig().await;
+    let fields = [
+        ("id", "own-1".to_string()),
+        ("message_id", "forged".to_string()),
+        ("reason", "forged".to_string()),
+    ];
+    rig.record_dead("own-1", &fields).await;
+    let letters = rig.dead_letters().await;
+    let letter = &letters[0].1;
+    let values = |name: &str| -> Vec<&str> {
+        letter
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(values("message_id"), ["own-1"]);
+    assert_eq!(values("reason"), ["no SUBMIT_RESP"]);
 }
 
 /// Names and values up to 64 KiB in all are copied whole; one byte more and the value that

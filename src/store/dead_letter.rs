@@ -26,7 +26,14 @@ const COPY_LIMITS: CopyLimits = CopyLimits {
     bytes: 64 * 1024,
 };
 /// The dead letter's own fields; an entry's fields of the same names are not copied.
-const LETTER_FIELDS: [&str; 5] = ["reason", "status", "stream_id", "failed_at", "truncated"];
+const LETTER_FIELDS: [&str; 6] = [
+    "reason",
+    "status",
+    "stream_id",
+    "failed_at",
+    "truncated",
+    "message_id",
+];
 
 /// Writes the dead letter and the final state together, so a retry after an error never writes
 /// the letter twice: a state already decided (`failed`/`dead` by an earlier run of this, or
