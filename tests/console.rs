@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::common::gateway;
 use crate::common::http_client::{get as tcp_get, post_json as tcp_post};
+use crate::common::keys;
 use crate::common::redis::{RedisServer, connect};
 use bytes::Bytes;
 use cmpp_gateway::http::{self, HttpState};
@@ -226,13 +227,13 @@ async fn messages_page_newest_first_and_are_found_by_number_id_and_status() {
     // By status, with the state rule: `submitting` plus `submitted_at` is submitted.
     let mut conn = connect(&redis).await;
     let () = redis::cmd("HSET")
-        .arg(format!("cmpp:msg:{}", to_a[1]))
+        .arg(keys().state(&to_a[1]))
         .arg(&["status", "submitting", "submitted_at", "5"][..])
         .query_async(&mut conn)
         .await
         .unwrap();
     let () = redis::cmd("HSET")
-        .arg(format!("cmpp:msg:{}", to_a[3]))
+        .arg(keys().state(&to_a[3]))
         .arg(&["status", "delivered", "submitted_at", "5"][..])
         .query_async(&mut conn)
         .await
@@ -265,7 +266,7 @@ async fn a_status_search_is_bounded_per_request_and_continues_with_the_cursor() 
     let oldest = &sent[0];
     let mut conn = connect(&redis).await;
     let () = redis::cmd("HSET")
-        .arg(format!("cmpp:msg:{oldest}"))
+        .arg(keys().state(oldest))
         .arg("status")
         .arg("delivered")
         .query_async(&mut conn)

@@ -29,6 +29,7 @@ mod poison_entries;
 mod receive_held_reports;
 mod receive_mo;
 mod receive_reports;
+mod report_scripts;
 mod scripts;
 mod segmentation;
 mod send_path;

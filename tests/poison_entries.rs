@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::common::gateway;
+use crate::common::keys;
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams::{
     self, create_group, field, pending_ids, read_as, state, wait_dead_letters, wait_nothing_pending,
@@ -55,7 +56,7 @@ async fn with_broken_dead_letters() -> (RedisServer, MultiplexedConnection, Simu
     let redis = RedisServer::start();
     let mut conn = connect(&redis).await;
     let () = redis::cmd("SET")
-        .arg("cmpp:mt:dead")
+        .arg(keys().dead_letters())
         .arg("not a stream")
         .query_async(&mut conn)
         .await
@@ -137,7 +138,7 @@ async fn an_entry_whose_dead_letter_cannot_be_written_stays_pending_through_shut
 
     // Once the stream can be written, the next start ends it with its dead letter.
     let () = redis::cmd("DEL")
-        .arg("cmpp:mt:dead")
+        .arg(keys().dead_letters())
         .query_async(&mut conn)
         .await
         .unwrap();

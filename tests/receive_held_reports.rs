@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::common::gateway;
 use crate::common::http_client::get;
+use crate::common::keys;
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams::field;
 use crate::receive_reports::{
@@ -34,7 +35,7 @@ async fn map_message(redis: &RedisServer, msg_id: u64, id: &str) {
         .arg(rmp_serde::to_vec(&record).unwrap())
         .ignore()
         .cmd("HSET")
-        .arg(format!("cmpp:msg:{id}"))
+        .arg(keys().state(id))
         .arg(&[("id", id), ("to", "13800138000"), ("status", "submitting")][..])
         .arg(
             &[
@@ -51,7 +52,7 @@ async fn map_message(redis: &RedisServer, msg_id: u64, id: &str) {
 
 async fn held_count(redis: &RedisServer) -> u64 {
     redis::cmd("ZCARD")
-        .arg("cmpp:report:pending")
+        .arg(keys().held_reports())
         .query_async(&mut connect(redis).await)
         .await
         .unwrap()
@@ -190,11 +191,14 @@ async fn a_held_report_is_written_once_however_often_it_is_delivered() {
     assert_eq!(all.len(), 2);
     assert_eq!(held_count(&redis).await, 0);
     let marker: bool = redis::cmd("EXISTS")
-        .arg("cmpp:seen:1001")
+        .arg(keys().seen_report(1001))
         .query_async(&mut connect(&redis).await)
         .await
         .unwrap();
-    assert!(!marker, "the state lists the DELIVER: no marker key kept");
+    assert!(
+        marker,
+        "the marker stays: a redelivery after the write is recognised"
+    );
 }
 
 /// Reports held by an instance that stopped before writing them (killed right after answering

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::common::gateway::{self, RunningGateway};
 use crate::common::http_client::get;
+use crate::common::keys;
 use crate::common::redis::{RedisServer, connect};
 use cmpp_gateway::config::GatewayConfig;
 use cmpp_gateway::protocol::{Deliver, MsgId};
@@ -121,7 +122,7 @@ async fn leftovers(redis: &RedisServer) -> (Vec<String>, u64) {
         .await
         .unwrap();
     let pending: u64 = redis::cmd("ZCARD")
-        .arg("cmpp:mo:pending")
+        .arg(keys().mo_pending())
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -685,7 +686,7 @@ async fn the_sweeper_writes_partial_sets_and_sets_a_crash_left_complete() {
     // A crash left a complete set unwritten (built by hand in the layout store::mo documents):
     // the sweeper writes it complete, and so would a redelivered part.
     let mut conn = connect(&redis).await;
-    let set = format!("cmpp:mo:set:{FROM}:{TO}:77:2");
+    let set = keys().mo_set(FROM, TO, 77, 2);
     let () = redis::cmd("HSET")
         .arg(&set)
         .arg(&[
@@ -708,7 +709,7 @@ async fn the_sweeper_writes_partial_sets_and_sets_a_crash_left_complete() {
         .await
         .unwrap();
     let () = redis::cmd("ZADD")
-        .arg("cmpp:mo:pending")
+        .arg(keys().mo_pending())
         .arg(1000)
         .arg(&set)
         .query_async(&mut conn)
@@ -746,7 +747,7 @@ async fn a_redelivered_part_writes_a_set_left_complete_by_a_crash() {
     // (and so before DELIVER_RESP): part 2 in the set, its seen marker, no entry.
     let mut conn = connect(&redis).await;
     let () = redis::cmd("HSET")
-        .arg(format!("cmpp:mo:set:{FROM}:{TO}:3:2"))
+        .arg(keys().mo_set(FROM, TO, 3, 2))
         .arg(&[
             ("p:2", "complete"),
             ("m:2", "602"),
@@ -757,7 +758,7 @@ async fn a_redelivered_part_writes_a_set_left_complete_by_a_crash() {
         .await
         .unwrap();
     let () = redis::cmd("SET")
-        .arg("cmpp:seen:602")
+        .arg(keys().seen_mo(602))
         .arg("1")
         .query_async(&mut conn)
         .await

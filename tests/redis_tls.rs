@@ -153,7 +153,7 @@ async fn the_store_works_over_rediss() {
     let message = OutboundMessage::text("tls-1", "13800138000", "over TLS");
     assert_eq!(
         store
-            .enqueue("cmpp:mt", &[message], Some("tls-1"), "{}")
+            .enqueue("cmpp:mt", &[message], Some("tls-1"), true, "{}")
             .await
             .unwrap(),
         Enqueued::Added("{}".into())

@@ -1,8 +1,9 @@
 //! The Lua scripts of `src/store/lua/`, each run on its own against a real redis-server with the
 //! edge cases it must get right, through the one `Store`/`Consumer` method that invokes it (the
 //! script statics stay private): TRANSITION through `Consumer::begin` of a reclaimed entry,
-//! ENQUEUE through `Store::enqueue`, DEAD_LETTER through `Consumer::record_dead`. States are set
-//! up with plain commands. The lease scripts have theirs in `leases.rs`.
+//! ACCEPT through `Store::enqueue`, DEAD_STATE and LETTER through `Consumer::record_dead`.
+//! States are set up with plain commands. The lease scripts have theirs in `leases.rs`, the
+//! report scripts theirs in `report_scripts.rs`.
 
 use std::collections::HashMap;
 
@@ -17,13 +18,15 @@ use serde_json::json;
 use crate::common::redis::{RedisServer, connect};
 
 const TO: &str = "13800138000";
-/// The stream id of the entry the tests begin or dead-letter (states set up as its own).
-const ENTRY: &str = "1700000000000-0";
+/// The millisecond of the entries the tests begin or dead-letter: the n-th is `{ENTRY_MS}-{n}`.
+const ENTRY_MS: u64 = 1_700_000_000_000;
 
 struct Rig {
     store: Store,
     consumer: Consumer,
     conn: MultiplexedConnection,
+    /// Entries XADDed so far: the next one is `{ENTRY_MS}-{entries}`.
+    entries: u64,
     // Last: the server stops after the connections are dropped.
     _redis: RedisServer,
 }
@@ -58,6 +61,7 @@ async fn rig() -> Rig {
         store,
         consumer,
         conn,
+        entries: 0,
         _redis: redis,
     }
 }
@@ -96,10 +100,16 @@ impl Rig {
             .unwrap()
     }
 
-    /// A state for message `id` owned by [`ENTRY`], with these fields besides.
+    /// The stream id the next entry gets (see [`Rig::record_dead`]).
+    fn upcoming_entry(&self) -> String {
+        format!("{ENTRY_MS}-{}", self.entries)
+    }
+
+    /// A state for message `id` owned by the upcoming entry, with these fields besides.
     async fn state(&mut self, id: &str, fields: &[(&str, &str)]) {
         let key = self.store.keys().state(id);
-        self.hset(&key, &[("id", id), ("to", TO), ("stream_id", ENTRY)])
+        let entry = self.upcoming_entry();
+        self.hset(&key, &[("id", id), ("to", TO), ("stream_id", &entry)])
             .await;
         if !fields.is_empty() {
             self.hset(&key, fields).await;
@@ -109,7 +119,7 @@ impl Rig {
     /// Runs TRANSITION to `submitting` on message `id`, as a reclaimed entry's `begin` does.
     async fn transition(&self, id: &str) -> Begun {
         let entry = OutboundEntry::new(
-            ENTRY,
+            &self.upcoming_entry(),
             vec![("id".into(), id.into()), ("to".into(), TO.into())],
         );
         let begun = self
@@ -139,21 +149,43 @@ impl Rig {
             .unwrap()
     }
 
-    /// Dead-letters the entry of `id` with `fields` (its own, `id` included) as `dead`.
-    async fn record_dead(&self, id: &str, fields: &[(&str, String)]) {
-        let fields = fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
+    /// Dead-letters message `id` as `dead`: its entry (with `fields`, its own, `id` included)
+    /// is XADDed as the upcoming entry and read by the consumer first, so it is pending as the
+    /// worker's entries are.
+    async fn record_dead(&mut self, id: &str, fields: &[(&str, String)]) {
+        let entry_id = self.upcoming_entry();
+        self.entries += 1;
+        let stream = self.consumer.stream().to_owned();
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg(&entry_id)
+            .arg(fields)
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        let entry = self
+            .consumer
+            .read(1)
+            .await
+            .unwrap()
+            .pop()
+            .expect("entry read");
+        assert_eq!(entry.stream_id, entry_id);
         self.consumer
-            .record_dead(
-                &OutboundEntry::new(ENTRY, fields),
-                Some(id),
-                MessageStatus::Dead,
-                "no SUBMIT_RESP",
-            )
+            .record_dead(&entry, Some(id), MessageStatus::Dead, "no SUBMIT_RESP")
             .await
             .expect("dead letter written");
+    }
+
+    /// Entries pending in the group.
+    async fn pending(&mut self) -> u64 {
+        let (count, ..): (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(self.consumer.stream())
+            .arg(&self.consumer.config().group)
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        count
     }
 }
 
@@ -241,7 +273,7 @@ async fn an_unknown_or_missing_status_ranks_lowest() {
     let state = rig.hash(&key).await;
     assert_eq!(
         (state["status"].as_str(), state["stream_id"].as_str()),
-        ("submitting", ENTRY)
+        ("submitting", rig.upcoming_entry().as_str())
     );
 }
 
@@ -267,6 +299,84 @@ async fn a_dead_letter_is_written_once_and_only_over_an_undecided_state() {
     assert_eq!(rig.dead_letters().await.len(), 1, "no letter for d2");
 }
 
+/// The letter goes with the entry's acknowledgement and only while the entry is pending: a
+/// second run for the same entry (a retry after a timeout that had in fact landed) writes no
+/// second letter.
+#[tokio::test]
+async fn a_dead_letter_acknowledges_its_entry_and_is_written_once() {
+    let mut rig = rig().await;
+    rig.state("r1", &[("status", "submitting")]).await;
+    let fields = [("id", "r1".to_string()), ("to", TO.to_string())];
+    rig.record_dead("r1", &fields).await;
+    assert_eq!(rig.pending().await, 0, "acknowledged with the letter");
+    let entry = OutboundEntry::new(
+        &format!("{ENTRY_MS}-0"),
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    );
+    rig.consumer
+        .record_dead(&entry, Some("r1"), MessageStatus::Dead, "again")
+        .await
+        .unwrap();
+    assert_eq!(rig.dead_letters().await.len(), 1, "one letter");
+    let key = rig.store.keys().state("r1");
+    assert_eq!(rig.hash(&key).await["error"], "no SUBMIT_RESP");
+}
+
+/// A holder that stopped between the two steps left the entry pending with a `dead` state and
+/// no letter: whoever takes the entry again writes the letter, with the reason the state kept,
+/// and acknowledges it. A state decided by reports gets no letter.
+#[tokio::test]
+async fn a_dead_letter_cut_off_after_its_state_is_finished_by_the_next_holder() {
+    let mut rig = rig().await;
+    let entry_id = rig.upcoming_entry();
+    rig.state("c1", &[("status", "dead"), ("error", "quarantined")])
+        .await;
+    rig.state("c2", &[("status", "failed"), ("submitted_at", "5")])
+        .await;
+    let stream = rig.consumer.stream().to_owned();
+    for (id, n) in [("c1", 0), ("c2", 1)] {
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg(format!("{ENTRY_MS}-{n}"))
+            .arg("id")
+            .arg(id)
+            .query_async(&mut rig.conn)
+            .await
+            .unwrap();
+    }
+    let entries = rig.consumer.read(2).await.unwrap();
+    assert_eq!(entries[0].stream_id, entry_id);
+    assert!(
+        rig.consumer
+            .resume_dead_letter(&entries[0], "c1")
+            .await
+            .unwrap()
+    );
+    let letters = rig.dead_letters().await;
+    assert_eq!(letters.len(), 1);
+    let reason = letters[0].1.iter().find(|(k, _)| k == "reason").unwrap();
+    assert_eq!(reason.1, "quarantined");
+    assert!(
+        !rig.consumer
+            .resume_dead_letter(&entries[1], "c2")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        rig.dead_letters().await.len(),
+        1,
+        "none for the reported one"
+    );
+    assert_eq!(
+        rig.pending().await,
+        1,
+        "c2 is left to the caller to acknowledge"
+    );
+}
+
 // --- ENQUEUE ---
 
 fn message(id: &str, to: &str) -> OutboundMessage {
@@ -281,13 +391,19 @@ async fn an_idempotency_key_seen_before_returns_the_first_answer() {
     let stream = "cmpp:mt";
     let first = rig
         .store
-        .enqueue(stream, &[message("e1", TO)], Some("order-1"), "first")
+        .enqueue(stream, &[message("e1", TO)], Some("order-1"), true, "first")
         .await
         .unwrap();
     assert_eq!(first, Enqueued::Added("first".into()));
     let again = rig
         .store
-        .enqueue(stream, &[message("e2", TO)], Some("order-1"), "second")
+        .enqueue(
+            stream,
+            &[message("e2", TO)],
+            Some("order-1"),
+            true,
+            "second",
+        )
         .await
         .unwrap();
     assert_eq!(again, Enqueued::Duplicate("first".into()));
@@ -323,7 +439,7 @@ async fn an_existing_state_refuses_the_batch_without_adding_anything() {
     ];
     let refused = rig
         .store
-        .enqueue(stream, &batch, Some("order-2"), "answer")
+        .enqueue(stream, &batch, Some("order-2"), true, "answer")
         .await
         .unwrap();
     assert_eq!(refused, Enqueued::Duplicate("answer".into()));
@@ -347,13 +463,95 @@ async fn an_existing_state_refuses_the_batch_without_adding_anything() {
         .unwrap();
     let added = rig
         .store
-        .enqueue(stream, &batch, Some("order-2"), "answer")
+        .enqueue(stream, &batch, Some("order-2"), true, "answer")
         .await
         .unwrap();
     assert_eq!(added, Enqueued::Added("answer".into()));
     assert_eq!(rig.len("XLEN", stream).await, 3);
     assert_eq!(rig.len("ZCARD", &index).await, 3);
     assert_eq!(rig.len("ZCARD", &by_to).await, 1);
+}
+
+/// ACCEPT, the step after the XADDs, when another request with the same id won a race
+/// between the look and the XADDs: its idempotency answer is returned and nothing of this
+/// request is recorded; a state another entry owns is left as it is (the worker dead-letters
+/// this entry as its duplicate) while the other messages are recorded.
+#[tokio::test]
+async fn an_enqueue_that_lost_a_race_records_nothing_over_the_winner() {
+    let mut rig = rig().await;
+    let stream = "cmpp:mt";
+    let idem = rig.store.keys().idempotency("race-1");
+    let () = redis::cmd("SET")
+        .arg(&idem)
+        .arg("winner")
+        .query_async(&mut rig.conn)
+        .await
+        .unwrap();
+    let lost = rig
+        .store
+        .enqueue(
+            stream,
+            &[message("race-1", TO)],
+            Some("race-1"),
+            false,
+            "loser",
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, Enqueued::Duplicate("winner".into()));
+    let key = rig.store.keys().state("race-1");
+    assert!(rig.hash(&key).await.is_empty(), "no state for the loser");
+
+    rig.hset(
+        &rig.store.keys().state("race-2~1"),
+        &[
+            ("status", "submitting"),
+            ("stream_id", "1-1"),
+            ("text", "theirs"),
+        ],
+    )
+    .await;
+    let batch = [message("race-2~1", TO), message("race-2~2", "13900139000")];
+    let added = rig
+        .store
+        .enqueue(stream, &batch, Some("race-2"), false, "mine")
+        .await
+        .unwrap();
+    assert_eq!(added, Enqueued::Added("mine".into()));
+    let theirs = rig.hash(&rig.store.keys().state("race-2~1")).await;
+    assert_eq!(
+        (theirs["stream_id"].as_str(), theirs["text"].as_str()),
+        ("1-1", "theirs")
+    );
+    let mine = rig.hash(&rig.store.keys().state("race-2~2")).await;
+    assert_eq!(mine["status"], "queued");
+}
+
+/// The worker may read an entry before ACCEPT records it (an entry without a state is taken on
+/// like a direct XADD): ACCEPT then adds the content and keeps the worker's status. (Here the
+/// state has no `stream_id` yet: the entry's id is not known before the enqueue.)
+#[tokio::test]
+async fn an_entry_the_worker_took_first_keeps_its_status() {
+    let mut rig = rig().await;
+    let key = rig.store.keys().state("early-1");
+    rig.hset(&key, &[("status", "submitting")]).await;
+    let added = rig
+        .store
+        .enqueue("cmpp:mt", &[message("early-1", TO)], None, false, "a")
+        .await
+        .unwrap();
+    assert_eq!(added, Enqueued::Added("a".into()));
+    let state = rig.hash(&key).await;
+    assert_eq!(state["status"], "submitting", "the worker's status stays");
+    assert_eq!(state["text"], "hi", "the content is added");
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("cmpp:mt")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut rig.conn)
+        .await
+        .unwrap();
+    assert_eq!(state["stream_id"], entries[0].0, "the state is the entry's");
 }
 
 // --- DEAD_LETTER's copy of the entry ---

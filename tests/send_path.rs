@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::common::gateway;
 use crate::common::http_client::{get, post_json, request};
+use crate::common::keys;
 use crate::common::redis::{RedisServer, connect as redis_connect};
 use cmpp_gateway::simulator::Behaviour;
 use serde_json::{Value, json};
@@ -204,7 +205,7 @@ async fn a_malformed_stream_entry_is_dead_lettered_and_acknowledged() {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let dead: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-            .arg("cmpp:mt:dead")
+            .arg(keys().dead_letters())
             .arg("-")
             .arg("+")
             .query_async(&mut conn)
@@ -505,7 +506,7 @@ async fn a_long_message_left_halfway_is_completed_without_its_answered_segments(
         vec![stream_id.clone()]
     );
     let () = redis::cmd("HSET")
-        .arg("cmpp:msg:long-1")
+        .arg(keys().state("long-1"))
         .arg(
             &[
                 ("id", "long-1"),

@@ -168,7 +168,7 @@ async fn run_one(fault: &Fault, count: u64) -> Result<HostileRun, String> {
     wait_drained(&mut conn, count + 1).await?;
     let seconds = started.elapsed().as_secs_f64();
     let dead: u64 = redis::cmd("XLEN")
-        .arg("cmpp:mt:dead")
+        .arg(crate::store::Keys::new("cmpp").dead_letters())
         .query_async(&mut conn)
         .await
         .map_err(|e| e.to_string())?;

@@ -9,6 +9,8 @@ pub mod hostile;
 pub mod ingest;
 pub mod link;
 pub mod many_link;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod redis_server;
 pub mod rig;
 pub mod stream_watch;

@@ -64,6 +64,12 @@ raw_config! {
     redis_db: u64,
     key_prefix: String,
     redis_timeout: Duration,
+    redis_sentinels: Vec<String>,
+    redis_master_name: String,
+    redis_sentinel_password: Secret,
+    redis_cluster_nodes: Vec<String>,
+    redis_wait_replicas: u64,
+    redis_wait_timeout: Duration,
     // Link.
     cmpp_version: String,
     auth_check: String,
@@ -199,7 +205,7 @@ mod tests {
             );
             assert!(seen.insert(*key), "{key} twice");
         }
-        assert_eq!(KEYS.len(), 70);
+        assert_eq!(KEYS.len(), 76);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod connection_cap;
 mod env;
 mod error;
 mod file;
+mod redis_topology;
 mod redis_url;
 mod value;
 
@@ -38,6 +39,7 @@ pub use error::{ConfigError, Origin};
 pub use file::KEYS;
 
 use file::RawConfig;
+pub use redis_topology::RedisTopology;
 use redis_url::RedisUrl;
 
 /// Delivery reports may arrive up to 48 hours after the submit; message state must outlive that.
@@ -120,11 +122,20 @@ pub struct HttpConfig {
 #[derive(Clone)]
 pub struct RedisConfig {
     /// The full URL, password and database included: for the client only, never for a log.
+    /// With Sentinel or Cluster, only its credentials, database and TLS count (the nodes come
+    /// from `topology`).
     pub url: Secret,
+    /// Single node, Sentinel or Cluster.
+    pub topology: RedisTopology,
     /// Response timeout of one command.
     pub timeout: Duration,
     /// Prefix of every key and stream the gateway uses.
     pub key_prefix: String,
+    /// Replicas that must confirm a write (`WAIT`) before the ingress answers 202 and before
+    /// the worker acknowledges an entry; 0 = no waiting.
+    pub wait_replicas: u32,
+    /// How long one `WAIT` may take.
+    pub wait_timeout: Duration,
 }
 
 impl RedisConfig {
@@ -135,14 +146,36 @@ impl RedisConfig {
             Err(_) => "redis://***".to_string(),
         }
     }
+
+    /// Where the gateway finds Redis, for logs: the redacted URL, or the Sentinel service or
+    /// Cluster seeds.
+    pub fn describe(&self) -> String {
+        match &self.topology {
+            RedisTopology::Single => self.redacted_url(),
+            RedisTopology::Sentinel {
+                sentinels,
+                master_name,
+                ..
+            } => format!(
+                "sentinel service {master_name} via {}",
+                redis_topology::join(sentinels)
+            ),
+            RedisTopology::Cluster { nodes } => {
+                format!("cluster via {}", redis_topology::join(nodes))
+            }
+        }
+    }
 }
 
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &self.redacted_url())
+            .field("topology", &self.topology)
             .field("timeout", &self.timeout)
             .field("key_prefix", &self.key_prefix)
+            .field("wait_replicas", &self.wait_replicas)
+            .field("wait_timeout", &self.wait_timeout)
             .finish()
     }
 }
@@ -849,8 +882,18 @@ impl Check<'_> {
         if redis::parse_redis_url(&rendered).is_none() {
             return Err(self.err(url_key, "does not form a valid redis URL"));
         }
+        let topology = self.redis_topology(&url)?;
+        let wait_replicas = self.int("redis_wait_replicas", raw.redis_wait_replicas, 0, 0, 16)?;
         let redis = RedisConfig {
             url: Secret::new(rendered),
+            topology,
+            wait_replicas: wait_replicas as u32,
+            wait_timeout: self.dur(
+                "redis_wait_timeout",
+                raw.redis_wait_timeout,
+                Duration::from_secs(1),
+                true,
+            )?,
             timeout: self.dur(
                 "redis_timeout",
                 raw.redis_timeout,
@@ -860,6 +903,10 @@ impl Check<'_> {
             key_prefix: {
                 let prefix = raw.key_prefix.clone().unwrap_or_else(|| "cmpp".to_string());
                 self.token("key_prefix", &prefix, None)?;
+                // Braces would make the prefix the hash tag of every key: one Cluster slot.
+                if prefix.contains(['{', '}']) {
+                    return Err(self.err("key_prefix", "must not contain { or }"));
+                }
                 prefix
             },
         };

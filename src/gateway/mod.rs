@@ -121,7 +121,7 @@ impl Started {
         state: &HttpState,
         shutdown: &CancellationToken,
     ) -> Option<Started> {
-        tracing::info!(redis = %config.redis.redacted_url(), "connecting to redis");
+        tracing::info!(redis = %config.redis.describe(), "connecting to redis");
         let store = retry_redis(shutdown, || {
             Store::connect(&config.redis, config.store.clone())
         })

@@ -1,7 +1,7 @@
 //! The one path into the outbound stream, shared by `POST /v1/messages` and the compatibility
 //! routes: a request becomes one validated message per recipient, then the backlog is checked
-//! and all of them are enqueued in one atomic round trip. The answer is built before the
-//! enqueue because it is stored with the idempotency key.
+//! and all of them are enqueued (see `Store::enqueue`). The answer is built before the enqueue
+//! because it is stored with the idempotency key.
 
 use std::collections::HashSet;
 
@@ -26,6 +26,9 @@ pub struct Batch {
     /// does not: a retry with the id it was given finds that message's state, which the enqueue
     /// script treats as a replay, and an answer per request would cost Redis a write each.
     pub store_answer: bool,
+    /// The caller chose the id: it may have been used before (a retry, or another request),
+    /// which only a look before the enqueue can tell. A made-up id cannot have been.
+    pub caller_id: bool,
 }
 
 /// What the client gets: the JSON answer, and whether it is the stored answer of an earlier
@@ -56,14 +59,17 @@ pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Bat
         check_caller_id(id)?;
     }
     let several = req.to.len() > 1;
+    // Several recipients share one request id, made up when the caller gave none: their ids
+    // and the request's idempotency key then live in one Redis Cluster slot.
+    let request_id = req.id.clone().unwrap_or_else(new_message_id);
     let mut seen = HashSet::with_capacity(req.to.len());
     let mut messages = Vec::with_capacity(req.to.len());
     let mut accepted = Vec::with_capacity(req.to.len());
     for (n, to) in req.to.into_iter().enumerate() {
-        let id = match &req.id {
-            Some(id) if several => recipient_id(id, n + 1),
-            Some(id) => id.clone(),
-            None => new_message_id(),
+        let id = if several {
+            recipient_id(&request_id, n + 1)
+        } else {
+            request_id.clone()
         };
         let mut msg = OutboundMessage {
             id,
@@ -87,12 +93,12 @@ pub fn prepare(req: SendRequest, cfg: &MessageConfig, now_ms: u64) -> Result<Bat
         messages.push(msg);
     }
     let store_answer = req.id.is_some() || messages.len() > 1;
-    let idempotency = req.id.unwrap_or_else(|| messages[0].id.clone());
     Ok(Batch {
         messages,
         answer: Accepted { messages: accepted },
-        idempotency,
+        idempotency: request_id,
         store_answer,
+        caller_id: req.id.is_some(),
     })
 }
 
@@ -148,6 +154,7 @@ pub async fn enqueue(
                 &channel.stream,
                 &batch.messages,
                 batch.store_answer.then_some(batch.idempotency.as_str()),
+                batch.caller_id,
                 &answer,
             ),
         )
@@ -215,11 +222,9 @@ mod tests {
             .collect();
         assert_eq!(ids, [("o~1", "13800138000"), ("o~2", "13900139000")]);
         let b = prepare(req(&["13800138000", "13900139000"], None), &cfg(), 5).unwrap();
-        assert_ne!(b.messages[0].id, b.messages[1].id);
-        assert_eq!(
-            b.idempotency, b.messages[0].id,
-            "a made-up id to retry with"
-        );
+        assert_eq!(b.messages[0].id, format!("{}~1", b.idempotency));
+        assert_eq!(b.messages[1].id, format!("{}~2", b.idempotency));
+        assert!(!b.caller_id, "a made-up id to retry with");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   gives, reading at most `SCAN_BUDGET` entries per request.
 //! * `GET /v1/mo?from=`, `GET /v1/reports?to=`: the inbound streams, by XREVRANGE, or through
 //!   the number's index when one is given.
-//! * `GET /v1/dead`: the dead-letter stream.
+//! * `GET /v1/dead?channel=`: a channel's dead-letter stream (the default channel's without
+//!   `channel`).
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use super::filters::authed;
 use super::params::Params;
 use super::request_log::respond;
 use super::state::HttpState;
+use crate::message::Invalid;
 use crate::store::MessageQuery;
 
 /// The inbound and dead-letter streams the console lists.
@@ -35,7 +37,7 @@ impl Listed {
         match self {
             Listed::Mo => ("mo", Some("from")),
             Listed::Reports => ("reports", Some("to")),
-            Listed::Dead => ("dead", None),
+            Listed::Dead => ("dead", Some("channel")),
         }
     }
 }
@@ -104,14 +106,26 @@ async fn list_stream(
     let limit = params.limit()?;
     let store = state.store()?;
     let keys = store.keys();
-    let number = number_param
-        .map(|p| params.number(p))
-        .transpose()?
-        .flatten();
     let stream = match listed {
         Listed::Mo => keys.mo(),
         Listed::Reports => keys.reports(),
-        Listed::Dead => keys.dead_letters(),
+        Listed::Dead => {
+            let name = params.get("channel");
+            let channel = state.config().channel(name).ok_or_else(|| {
+                Invalid::unprocessable(
+                    "channel",
+                    format!("unknown channel {:?}", name.unwrap_or_default()),
+                )
+            })?;
+            keys.dead_letters_of(&channel.stream)
+        }
+    };
+    let number = match listed {
+        Listed::Dead => None,
+        _ => number_param
+            .map(|p| params.number(p))
+            .transpose()?
+            .flatten(),
     };
     let index = match (listed, number) {
         (Listed::Mo, Some(from)) => Some(keys.mo_index(&from)),

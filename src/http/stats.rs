@@ -68,13 +68,18 @@ pub fn routes(
 
 async fn stats(state: Arc<HttpState>) -> Result<Response, HttpError> {
     let store = state.store()?;
-    let dead_letters = store.keys().dead_letters();
+    let dead_letters: Vec<String> = state
+        .config()
+        .channels
+        .iter()
+        .map(|c| store.keys().dead_letters_of(&c.stream))
+        .collect();
     // One multiplexed connection: the three calls travel together. The backlog is read afresh,
     // not from the 503 check's cache, which may run up to a second ahead (it adds this
     // process's own enqueues): the card should show 0 once everything is sent.
     let (backlog, dead_letters, last_hour) = tokio::try_join!(
         state.store_call("backlog", backlog(store, state.config())),
-        state.store_call("dead letters", store.stream_len(&dead_letters)),
+        state.store_call("dead letters", store.streams_len(&dead_letters)),
         state.store_call("hour counters", store.last_hour_outcomes()),
     )?;
     let stats = Stats {

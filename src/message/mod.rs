@@ -10,6 +10,8 @@ mod validate;
 
 pub use build::build_submits;
 pub use entry::{Content, OutboundMessage};
-pub use id::{check_caller_id, check_message_id, new_message_id, recipient_id};
+pub use id::{
+    RECIPIENT_SEPARATOR, check_caller_id, check_message_id, new_message_id, recipient_id,
+};
 pub use invalid::{Invalid, InvalidKind};
 pub use validate::{SRC_ID_LEN, normalize_msisdn};

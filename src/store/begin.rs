@@ -7,7 +7,7 @@
 use super::outbound_entry::OutboundEntry;
 use super::scripts::TRANSITION;
 use super::state::MessageStatus;
-use super::{Consumer, StoreError, now_ms};
+use super::{Batch, Consumer, StoreError, now_ms};
 
 /// A message the worker is about to send: its entry, id, recipient and segment count.
 pub struct Beginning<'a> {
@@ -73,7 +73,7 @@ impl Consumer {
         let store = &self.store;
         let now_ms = now_ms();
         let ttl = store.ttl_ms();
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for m in messages {
             let key = store.keys.state(m.id);
             for (field, value) in [
@@ -113,7 +113,7 @@ impl Consumer {
         let now_ms = now_ms();
         let now = now_ms.to_string();
         let ttl = store.ttl_ms();
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         store.trim_message_index(&mut pipe, now_ms);
         for (m, _) in messages.iter().zip(&owners).filter(|(_, o)| o.is_none()) {
             store.index_message(&mut pipe, m.id, m.to, &m.entry.stream_id, now_ms);
@@ -151,7 +151,7 @@ impl Consumer {
     /// HTTP). Gives, for each, the entry that owns the id when that is another one.
     async fn claim_ids(&self, claims: &[(&str, &str)]) -> Result<Vec<Option<String>>, StoreError> {
         let ttl = self.store.ttl_ms();
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for (id, stream_id) in claims {
             let key = self.store.keys.state(id);
             pipe.cmd("HSETNX")

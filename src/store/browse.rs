@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::index::IndexCursor;
 use super::outbound_entry::raw_entry;
 use super::state::{MessageStatus, MessageSummary, SUMMARY_FIELDS};
-use super::{Store, StoreError};
+use super::{Batch, Store, StoreError};
 
 /// A status search reads the index this many members at a time, and at most
 /// [`SCAN_BUDGET`] per request (then `next_cursor` continues the scan), so a rare status
@@ -147,13 +147,13 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for id in ids {
             pipe.cmd("HMGET")
                 .arg(self.keys.state(id))
                 .arg(MessageRow::fields().collect::<Vec<_>>());
         }
-        let values: Vec<Vec<Option<String>>> = pipe.query_async(&mut self.conn()).await?;
+        let values: Vec<Vec<Option<String>>> = self.query_pipeline(&pipe).await?;
         Ok(values
             .iter()
             .zip(ids)
@@ -175,6 +175,16 @@ impl Store {
             .arg(stream)
             .query_async(&mut self.conn())
             .await?)
+    }
+
+    /// The entries of several streams together (every channel's dead letters).
+    pub async fn streams_len(&self, streams: &[String]) -> Result<u64, StoreError> {
+        let mut pipe = Batch::new();
+        for stream in streams {
+            pipe.cmd("XLEN").arg(stream);
+        }
+        let lengths: Vec<u64> = self.query_pipeline(&pipe).await?;
+        Ok(lengths.iter().sum())
     }
 
     /// A stream's entries before `before` (an entry id; `None` = from the newest).
@@ -215,14 +225,14 @@ impl Store {
         let mut scan = Scan::new(cursor, limit, limit + 1);
         loop {
             let members = self.index_page(index, scan.at(), limit + 1).await?;
-            let mut pipe = redis::pipe();
+            let mut pipe = Batch::new();
             for m in &members {
                 pipe.cmd("XRANGE").arg(stream).arg(&m.member).arg(&m.member);
             }
             let replies: Vec<redis::Value> = if members.is_empty() {
                 Vec::new()
             } else {
-                pipe.query_async(&mut self.conn()).await?
+                self.query_pipeline(&pipe).await?
             };
             let entries = replies
                 .into_iter()

@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus::IntCounter;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use redis::streams::StreamPendingCountReply;
 
 use super::outbound_entry::{OutboundEntry, parse_read_reply};
-use super::{Store, StoreError, connect, now_ms};
+use super::{Batch, RedisConn, Store, StoreError, connect, now_ms};
 use crate::config::{RedisConfig, WorkerConfig};
 
 /// Renews the entries still pending at this consumer, and only those: an entry another
@@ -57,7 +56,7 @@ pub struct Consumer {
     /// The channel's outbound stream this consumer reads.
     stream: String,
     /// A connection of its own: a blocking XREADGROUP holds a multiplexed connection.
-    blocking: ConnectionManager,
+    blocking: RedisConn,
     config: WorkerConfig,
     /// Counts Msg_Ids the ISMG gave that another message already holds.
     msg_id_duplicates: Option<IntCounter>,
@@ -148,7 +147,7 @@ impl Consumer {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for entry in entries.iter() {
             pipe.cmd("XPENDING")
                 .arg(&self.stream)
@@ -199,7 +198,7 @@ impl Consumer {
             .filter_map(|(i, s)| s.as_ref().map(|s| (i + 1, s)))
             .collect();
         let state = self.store.keys.state(id);
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         let mut fields: Vec<(String, String)> = Vec::with_capacity(3 + 3 * total);
         let mut records = Vec::with_capacity(total);
         fields.push(("segments".into(), total.to_string()));
@@ -299,10 +298,14 @@ impl Consumer {
         self.store.trim_outbound(&self.stream).await
     }
 
+    /// Acknowledges entries whose outcome is recorded. With `redis_wait_replicas`, only once
+    /// replicas hold that record: an entry acknowledged on a primary that then fails over
+    /// would be gone from the group while its state and Msg_Ids were never replicated.
     pub async fn ack(&self, stream_ids: &[String]) -> Result<(), StoreError> {
         if stream_ids.is_empty() {
             return Ok(());
         }
+        self.store.confirm_replicated(&[]).await?;
         let _: u64 = redis::cmd("XACK")
             .arg(&self.stream)
             .arg(&self.config.group)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Store, StoreError, now_ms};
+use super::{Batch, Store, StoreError, now_ms};
 
 /// Long enough to cover the hour read back, short enough that the keys never pile up.
 pub(crate) const COUNTER_TTL: Duration = Duration::from_secs(2 * 3600);
@@ -25,14 +25,14 @@ pub struct HourOutcomes {
 impl Store {
     pub async fn last_hour_outcomes(&self) -> Result<HourOutcomes, StoreError> {
         let this_minute = now_ms() / 60_000;
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for minute in this_minute.saturating_sub(MINUTES - 1)..=this_minute {
             pipe.cmd("HMGET")
                 .arg(self.keys.minute_counters(minute))
                 .arg("delivered")
                 .arg("failed");
         }
-        let minutes: Vec<(Option<u64>, Option<u64>)> = pipe.query_async(&mut self.conn()).await?;
+        let minutes: Vec<(Option<u64>, Option<u64>)> = self.query_pipeline(&pipe).await?;
         let (delivered, failed) = minutes.iter().fold((0, 0), |(d, f), (md, mf)| {
             (d + md.unwrap_or(0), f + mf.unwrap_or(0))
         });

@@ -10,7 +10,7 @@ use redis::Script;
 use super::outbound_entry::OutboundEntry;
 use super::scripts::{STATUS_FN, with_helpers};
 use super::state::MessageStatus;
-use super::{Consumer, StoreError, now_ms};
+use super::{Batch, Consumer, StoreError, now_ms};
 use crate::message::normalize_msisdn;
 
 /// How much of an entry its dead letter copies.
@@ -35,16 +35,19 @@ const LETTER_FIELDS: [&str; 6] = [
     "message_id",
 ];
 
-/// Writes the dead letter and the final state together, so a retry after an error never writes
-/// the letter twice: a state already decided (`failed`/`dead` by an earlier run of this, or
-/// `delivered` by reports) is left as it is and no letter is written. A state that belongs to
-/// another entry (its `stream_id` differs: the id was used before) is not touched.
-/// KEYS[1] dead-letter stream, KEYS[2] state key or "". ARGV[1] status, ARGV[2] TTL ms,
-/// ARGV[3] approximate MAXLEN of the dead-letter stream, ARGV[4] this entry's stream id,
-/// ARGV[5] number of state field/value pairs k, then k pairs, then the dead letter's fields.
-/// Returns 1 when the letter was written, 0 when the state was already decided.
-pub(super) static DEAD_LETTER: LazyLock<Script> =
-    LazyLock::new(|| with_helpers(&[STATUS_FN], include_str!("lua/dead_letter.lua")));
+/// The message's final state, first of the two steps (`lua/dead_state.lua`).
+/// KEYS[1] state key. ARGV[1] status, ARGV[2] TTL ms, ARGV[3] this entry's stream id, then the
+/// state's field/value pairs. Returns 1 when the letter is wanted, 0 when the state was decided
+/// otherwise.
+pub(super) static DEAD_STATE: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[STATUS_FN], include_str!("lua/dead_state.lua")));
+
+/// The letter and the entry's acknowledgement, while it is pending (`lua/letter.lua`).
+/// KEYS[1] dead-letter stream, KEYS[2] outbound stream. ARGV[1] group, ARGV[2] the entry's
+/// stream id, ARGV[3] approximate MAXLEN, then the letter's field/value pairs. Returns 1 when
+/// written, 0 when the entry was no longer pending.
+pub(super) static LETTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/letter.lua")));
 
 /// What a dead letter carries of the entry's own fields.
 enum Copy<'a> {
@@ -133,6 +136,10 @@ impl Consumer {
         }
     }
 
+    /// Two steps, as a Cluster keeps the state and the channel's streams in different slots:
+    /// the state first (with the console's index), then the letter with the acknowledgement.
+    /// A process that stops between them leaves the entry pending with a final state; whoever
+    /// takes the entry again finishes the letter ([`Consumer::resume_dead_letter`]).
     async fn write_dead(
         &self,
         entry: &OutboundEntry,
@@ -144,19 +151,40 @@ impl Consumer {
         let store = &self.store;
         let now_ms = now_ms();
         let now = now_ms.to_string();
-        let to = entry.field("to").map(normalize_msisdn).unwrap_or_default();
-        let mut state: Vec<&str> = vec![
-            "error",
-            reason,
-            "final_at",
-            &now,
-            "updated_at",
-            &now,
-            "stream_id",
-            &entry.stream_id,
-        ];
-        if let Some(id) = id {
-            state.extend(["id", id, "to", &to]);
+        let wanted = match id {
+            Some(id) => {
+                let to = entry.field("to").map(normalize_msisdn).unwrap_or_default();
+                let state: [&str; 12] = [
+                    "error",
+                    reason,
+                    "final_at",
+                    &now,
+                    "updated_at",
+                    &now,
+                    "stream_id",
+                    &entry.stream_id,
+                    "id",
+                    id,
+                    "to",
+                    &to,
+                ];
+                let mut pipe = Batch::new();
+                store.index_message(&mut pipe, id, &to, &entry.stream_id, now_ms);
+                pipe.invoke_script(
+                    DEAD_STATE
+                        .key(store.keys.state(id))
+                        .arg(status.as_str())
+                        .arg(store.ttl_ms())
+                        .arg(&entry.stream_id)
+                        .arg(&state[..]),
+                );
+                let wanted: Vec<i64> = store.query_pipeline(&pipe).await?;
+                wanted.first() == Some(&1)
+            }
+            None => true,
+        };
+        if !wanted {
+            return Ok(());
         }
         let (fields, truncated) = match copy {
             Copy::Fields(limits) => capped_fields(entry, limits),
@@ -179,24 +207,43 @@ impl Consumer {
         if let Some(id) = id {
             letter.push(("message_id", id));
         }
-        let mut script = DEAD_LETTER.key(store.keys.dead_letters());
-        script
-            .key(id.map(|id| store.keys.state(id)).unwrap_or_default())
-            .arg(status.as_str())
-            .arg(store.ttl_ms())
-            .arg(store.config().inbound_maxlen)
-            .arg(&entry.stream_id)
-            .arg(state.len() / 2)
-            .arg(&state[..])
-            .arg(&letter[..])
-            .arg(&fields[..]);
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&script);
-        if let Some(id) = id {
-            store.index_message(&mut pipe, id, &to, &entry.stream_id, now_ms);
-        }
+        let mut pipe = Batch::new();
+        pipe.invoke_script(
+            LETTER
+                .key(store.keys.dead_letters_of(self.stream()))
+                .key(self.stream())
+                .arg(&self.config().group)
+                .arg(&entry.stream_id)
+                .arg(store.config().inbound_maxlen)
+                .arg(&letter[..])
+                .arg(&fields[..]),
+        );
         let _: redis::Value = store.query_pipeline(&pipe).await?;
         Ok(())
+    }
+
+    /// An entry taken again whose state a dead letter's first step already ended (`dead`, or
+    /// `failed` by the ISMG's refusal, never submitted): the holder before stopped before the
+    /// letter. Writes it, with the reason the state kept; `false` when the state is not one of
+    /// those (nothing done).
+    pub async fn resume_dead_letter(
+        &self,
+        entry: &OutboundEntry,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let (status, submitted_at, error): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(self.store.keys.state(id))
+                .arg(&["status", "submitted_at", "error"][..])
+                .query_async(&mut self.store.conn())
+                .await?;
+        let status = match status.as_deref().and_then(MessageStatus::parse) {
+            Some(s @ (MessageStatus::Dead | MessageStatus::Failed)) if submitted_at.is_none() => s,
+            _ => return Ok(false),
+        };
+        let reason = error.unwrap_or_else(|| "dead-lettered before the holder stopped".into());
+        self.record_dead(entry, Some(id), status, &reason).await?;
+        Ok(true)
     }
 }
 
@@ -231,7 +278,7 @@ mod tests {
         conn: &mut redis::aio::MultiplexedConnection,
     ) -> Vec<(String, Vec<(String, String)>)> {
         redis::cmd("XRANGE")
-            .arg("cmpp:mt:dead")
+            .arg("{cmpp:mt}:dead")
             .arg("-")
             .arg("+")
             .query_async(conn)
@@ -250,29 +297,25 @@ mod tests {
             ("id", "m1"),
             ("to", "13800138000"),
             ("status", "delivered"),
-            ("stream_id", "1-0"),
             ("final_at", "5"),
         ];
         let () = redis::cmd("HSET")
-            .arg("cmpp:msg:m1")
+            .arg("cmpp:msg:{m1}")
             .arg(&before[..])
             .query_async(&mut conn)
             .await
             .unwrap();
+        let pending =
+            testing::pending(&redis, &consumer, &[("id", "m1"), ("to", "13800138000")]).await;
         consumer
-            .record_dead(
-                &entry("1-0", &[("id", "m1"), ("to", "13800138000")]),
-                Some("m1"),
-                MessageStatus::Dead,
-                "no SUBMIT_RESP",
-            )
+            .record_dead(&pending, Some("m1"), MessageStatus::Dead, "no SUBMIT_RESP")
             .await
             .unwrap();
         let expected: HashMap<String, String> = before
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert_eq!(hash(&mut conn, "cmpp:msg:m1").await, expected);
+        assert_eq!(hash(&mut conn, "cmpp:msg:{m1}").await, expected);
     }
 
     /// An entry of 5 000 fields: the copy is capped and says so (the script's `unpack` of all of
@@ -286,13 +329,9 @@ mod tests {
         let long = "长".repeat(30_000);
         let mut fields: Vec<(&str, &str)> = vec![("id", "h1"), ("big", &long)];
         fields.extend(names.iter().map(|n| (n.as_str(), "v")));
+        let pending = testing::pending(&redis, &consumer, &fields).await;
         consumer
-            .record_dead(
-                &entry("7-0", &fields),
-                Some("h1"),
-                MessageStatus::Dead,
-                "to: missing",
-            )
+            .record_dead(&pending, Some("h1"), MessageStatus::Dead, "to: missing")
             .await
             .unwrap();
         let letters = letters(&mut conn).await;
@@ -307,7 +346,7 @@ mod tests {
         assert!(letter["big"].len() < long.len() && long.starts_with(&letter["big"]));
         let copied: usize = letters[0].1.iter().map(|(k, v)| k.len() + v.len()).sum();
         assert!(copied < COPY_LIMITS.bytes + 1_000, "{copied} bytes");
-        assert_eq!(hash(&mut conn, "cmpp:msg:h1").await["status"], "dead");
+        assert_eq!(hash(&mut conn, "cmpp:msg:{h1}").await["status"], "dead");
     }
 
     /// A letter that cannot be written with the fields (here: all 5 000 of them, more than a
@@ -324,9 +363,10 @@ mod tests {
             fields: usize::MAX,
             bytes: usize::MAX,
         };
+        let pending = testing::pending(&redis, &consumer, &fields).await;
         consumer
             .record_dead_copying(
-                &entry("8-0", &fields),
+                &pending,
                 Some("h2"),
                 MessageStatus::Dead,
                 "to: missing",
@@ -339,7 +379,7 @@ mod tests {
         let letter: HashMap<_, _> = letters[0].1.iter().cloned().collect();
         assert_eq!(
             (letter["reason"].as_str(), letter["stream_id"].as_str()),
-            ("to: missing", "8-0")
+            ("to: missing", pending.stream_id.as_str())
         );
         assert!(
             letter["truncated"].contains("unpack"),
@@ -347,7 +387,7 @@ mod tests {
             letter["truncated"]
         );
         assert!(!letter.contains_key("f0"));
-        assert_eq!(hash(&mut conn, "cmpp:msg:h2").await["status"], "dead");
+        assert_eq!(hash(&mut conn, "cmpp:msg:{h2}").await["status"], "dead");
     }
 
     #[test]

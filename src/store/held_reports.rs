@@ -10,12 +10,17 @@
 //! in-process right after answering the DELIVER; a sweeper that any instance with a link runs finishes
 //! what a crash or a shutdown left held.
 //!
-//! # Redis layout (prefix `cmpp`)
-//! * `cmpp:report:held:{DELIVER Msg_Id}` — hash of the report entry's fields; TTL `state_ttl`,
-//!   a safety net only: the sweeper acts long before.
-//! * `cmpp:report:pending` — sorted set of held DELIVER Msg_Ids, score = arrival (Unix ms).
-//! * `cmpp:seen:{DELIVER Msg_Id}` — claimed when the report is held, so a redelivery of its
-//!   DELIVER is recognised while it waits; dropped once the message's state lists the DELIVER.
+//! # Redis layout (prefix `cmpp`; all in the report stream's slot, `{cmpp:reports}`)
+//! * `cmpp:report:held:{cmpp:reports}:<DELIVER Msg_Id>` — hash of the report entry's fields;
+//!   TTL `state_ttl`, a safety net only: the sweeper acts long before.
+//! * `cmpp:report:pending:{cmpp:reports}` — sorted set of held DELIVER Msg_Ids, score = arrival
+//!   (Unix ms).
+//! * `cmpp:seen:{cmpp:reports}:<DELIVER Msg_Id>` — claimed when the report is held, so a
+//!   redelivery of its DELIVER is recognised while it waits and after it is written.
+//!
+//! Resolving is the report path's steps again: the Msg_Id map, the message's state
+//! (`correlate`), then [`REPORT_RESOLVE`], which writes the entry only while the held hash
+//! exists and deletes it with the write, so one of two instances resolving it writes it.
 
 use std::sync::LazyLock;
 
@@ -23,34 +28,18 @@ use redis::Script;
 
 use super::counters::COUNTER_TTL;
 use super::index::INDEX_ADD_FN;
-use super::reports::{CORRELATE_FN, parse_outcome};
-use super::scripts::{STATUS_FN, with_helpers};
-use super::{ReportOutcome, Store, StoreError, Submitted, now_ms};
-use crate::message::normalize_msisdn;
+use super::reports::Correlation;
+use super::scripts::with_helpers;
+use super::{Batch, ReportOutcome, Store, StoreError, now_ms};
 use crate::protocol::{Deliver, StatusReport};
 
-/// KEYS[1] held-report hash, KEYS[2] held-report index, KEYS[3] Msg_Id map key, KEYS[4] reports
-/// stream, KEYS[5] seen-marker of the DELIVER, KEYS[6] the mapped message's state key or "",
-/// KEYS[7] the report index of the number (the message's `to`, else the report's `dest`; ""
-/// when there is none),
-/// KEYS[8] this minute's counters. ARGV[1] the message id the keys were derived for ("" when
-/// the caller saw no mapping), ARGV[2] `1` to write it unmatched when still not mapped,
-/// ARGV[3] TTL ms, ARGV[4] approximate MAXLEN, ARGV[5] now (ms), ARGV[6] the counters' TTL ms,
-/// ARGV[7] the DELIVER's Msg_Id.
-/// Returns `gone` (written by someone else, or expired), `stale` (the mapping is not the one
-/// the keys were derived for: derive them again), `held` (not mapped, not giving up),
-/// `duplicate` (a redelivery of its DELIVER was written correlated meanwhile), or `written…` as
-/// the report script does.
-static RESOLVE: LazyLock<Script> = LazyLock::new(|| {
-    with_helpers(
-        &[STATUS_FN, INDEX_ADD_FN, CORRELATE_FN],
-        include_str!("lua/resolve.lua"),
-    )
-});
-
-/// How often [`Store::resolve_held_report`] derives its keys again when the mapping changes
-/// under it (it is written once, so more than one retry is never expected).
-const RESOLVE_TRIES: usize = 3;
+/// KEYS[1] held-report hash, KEYS[2] held-report index, KEYS[3] reports stream, KEYS[4] the
+/// number's report index or "", KEYS[5] this minute's counters. ARGV[1] TTL ms, ARGV[2]
+/// approximate MAXLEN, ARGV[3] the DELIVER's Msg_Id, ARGV[4] the counter to add 1 to or "",
+/// ARGV[5] the counters' TTL ms, then field/value pairs to add to the held ones. Returns 1
+/// when written, 0 when the held report is gone.
+pub(super) static REPORT_RESOLVE: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[INDEX_ADD_FN], include_str!("lua/report_resolve.lua")));
 
 /// Held reports read per round trip, and round trips per sweep.
 const SWEEP_BATCH: usize = 200;
@@ -82,70 +71,48 @@ impl HeldReport {
 pub type HeldSweep = Vec<(HeldReport, ReportOutcome)>;
 
 impl Store {
-    /// Writes a held report if its Msg_Id is mapped now (correlated), or with `give_up` in any
-    /// case (`unmatched=1` when it is not). [`ReportOutcome::Held`] means it stays held;
-    /// [`ReportOutcome::Duplicate`] that someone else wrote it.
+    /// Writes a held report: correlated when its Msg_Id is mapped now; flagged `unmatched=1`
+    /// when it is not and `give_up` (its wait is over); else it stays held (`Held`). `Duplicate`
+    /// when someone else wrote it first.
     pub async fn resolve_held_report(
         &self,
         held: &HeldReport,
         give_up: bool,
     ) -> Result<ReportOutcome, StoreError> {
-        let map_key = self.keys.msg_id(held.msg_id);
-        for _ in 0..RESOLVE_TRIES {
-            let mapped: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&map_key)
-                .query_async(&mut self.conn())
-                .await?;
-            let holder = match mapped {
-                Some(bytes) => Some(
-                    rmp_serde::from_slice::<Submitted>(&bytes)
-                        .map_err(|e| StoreError::Unexpected(format!("{map_key}: {e}")))?,
-                ),
-                // Nothing to correlate with yet: stays held, no script run.
-                None if !give_up => return Ok(ReportOutcome::Held),
-                None => None,
-            };
-            let (id, state, number) = match &holder {
-                Some(h) => (h.id.as_str(), self.keys.state(&h.id), h.to.clone()),
-                None => ("", String::new(), normalize_msisdn(&held.dest)),
-            };
-            let now = now_ms();
-            let outcome: String = RESOLVE
+        let now = now_ms();
+        let correlation = match self.mapped(held.msg_id).await? {
+            Some(holder) => {
+                self.correlate(&holder, &held.stat, now, held.deliver_msg_id)
+                    .await?
+            }
+            None if !give_up => return Ok(ReportOutcome::Held),
+            None => Correlation::unmatched(&held.dest),
+        };
+        let mut pipe = Batch::new();
+        pipe.invoke_script(
+            REPORT_RESOLVE
                 .key(self.keys.held_report(held.deliver_msg_id))
                 .key(self.keys.held_reports())
-                .key(&map_key)
                 .key(self.keys.reports())
-                .key(self.keys.seen_deliver(held.deliver_msg_id))
-                .key(state)
-                .key(if number.is_empty() {
-                    String::new()
-                } else {
-                    self.keys.reports_index(&number)
-                })
+                .key(correlation.index(self))
                 .key(self.keys.minute_counters(now / 60_000))
-                .arg(id)
-                .arg(if give_up { "1" } else { "0" })
                 .arg(self.ttl_ms())
                 .arg(self.config.inbound_maxlen)
-                .arg(now)
-                .arg(COUNTER_TTL.as_millis() as u64)
                 .arg(held.deliver_msg_id)
-                .invoke_async(&mut self.conn())
-                .await?;
-            match outcome.as_str() {
-                "stale" => continue,
-                "gone" => return Ok(ReportOutcome::Duplicate),
-                other => return parse_outcome(other),
-            }
-        }
-        Ok(ReportOutcome::Held)
+                .arg(correlation.counter())
+                .arg(COUNTER_TTL.as_millis() as u64)
+                .arg(&correlation.fields[..]),
+        );
+        let written: Vec<i64> = self.query_pipeline(&pipe).await?;
+        Ok(match written.first() {
+            Some(1) if !correlation.matched => ReportOutcome::WrittenUnmatched,
+            Some(1) => ReportOutcome::Written {
+                decided: correlation.decided,
+            },
+            _ => ReportOutcome::Duplicate,
+        })
     }
 
-    /// Resolves, giving up, every report held since `cutoff_ms` or earlier: correlated if its
-    /// Msg_Id is mapped by now, else unmatched. Every instance may run it: [`RESOLVE`] is
-    /// atomic and conditional, so a held report becomes one entry. A report that cannot be
-    /// resolved for a reason other than Redis being unreachable is logged and left held for the
-    /// next sweep (its hash expires after `state_ttl` at the latest).
     pub async fn sweep_held_reports(&self, cutoff_ms: u64) -> Result<HeldSweep, StoreError> {
         let mut done = Vec::new();
         // Reports left held (not resolvable now) stay in the index: read past them.
@@ -184,14 +151,14 @@ impl Store {
         if delivers.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for d in delivers {
             pipe.cmd("HMGET")
                 .arg(self.keys.held_report(*d))
                 .arg(&["msg_id", "dest", "stat"][..]);
         }
         let rows: Vec<(Option<String>, Option<String>, Option<String>)> =
-            pipe.query_async(&mut self.conn()).await?;
+            self.query_pipeline(&pipe).await?;
         Ok(delivers
             .iter()
             .zip(rows)

@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{Store, StoreError};
+use super::{Batch, Store, StoreError};
 
 /// One write in this many (by the entry's millisecond) also trims a per-number index.
 const TRIM_EVERY: u64 = 16;
@@ -70,7 +70,7 @@ impl Store {
     /// never sent) does not move the message.
     pub(crate) fn index_message(
         &self,
-        pipe: &mut redis::Pipeline,
+        pipe: &mut Batch,
         id: &str,
         to: &str,
         stream_id: &str,
@@ -106,7 +106,7 @@ impl Store {
 
     /// Drops index entries older than `state_ttl` from the recent-messages index (their
     /// state has expired).
-    pub(crate) fn trim_message_index(&self, pipe: &mut redis::Pipeline, now: u64) {
+    pub(crate) fn trim_message_index(&self, pipe: &mut Batch, now: u64) {
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(self.keys.message_index())
             .arg("-inf")
@@ -147,11 +147,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use redis::aio::ConnectionManager;
-
     use super::*;
     use crate::bench::redis_server::RedisServer;
     use crate::config::GatewayConfig;
+    use crate::store::RedisConn;
 
     #[test]
     fn cursors_round_trip_with_colons_in_the_member() {
@@ -177,7 +176,7 @@ mod tests {
             .expect("store connects")
     }
 
-    async fn members(conn: &mut ConnectionManager, key: &str) -> Vec<(String, u64)> {
+    async fn members(conn: &mut RedisConn, key: &str) -> Vec<(String, u64)> {
         let flat: Vec<(String, f64)> = redis::cmd("ZRANGE")
             .arg(key)
             .arg(0)
@@ -221,9 +220,9 @@ mod tests {
                     .await
                     .unwrap();
             }
-            let mut pipe = redis::pipe();
+            let mut pipe = Batch::new();
             store.index_message(&mut pipe, "new", &to_pipeline, &entry, ms);
-            let () = pipe.query_async(&mut conn).await.unwrap();
+            let () = store.query_pipeline(&pipe).await.unwrap();
             let () = script
                 .key(&by_script)
                 .arg(&entry)

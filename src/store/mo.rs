@@ -3,18 +3,18 @@
 //! more than once, and written exactly once — complete, or as partial after the reassembly
 //! timeout.
 //!
-//! # Redis layout (prefix `cmpp`)
+//! # Redis layout (prefix `cmpp`; all in the MO stream's slot, tag `{cmpp:mo}`)
 //! * `cmpp:mo` — the stream (approximate MAXLEN `inbound_maxlen`); fields in [`MoEntry`].
-//! * `cmpp:seen:{deliver_msg_id}` — "this DELIVER is stored" (TTL `state_ttl`), shared with the
-//!   report path (for reports with no message state to note it in); a redelivered DELIVER finds
-//!   it and is acknowledged without a second write.
-//! * `cmpp:mo:set:{from}:{to}:{ref}:{total}` — hash of one long message being reassembled:
-//!   `from`, `to`, `total`, `service_id`, `link_id` (of the first part to arrive),
+//! * `cmpp:seen:{cmpp:mo}:<deliver_msg_id>` — "this DELIVER is stored" (TTL `state_ttl`); a
+//!   redelivered DELIVER finds it and is acknowledged without a second write.
+//! * `cmpp:mo:set:{cmpp:mo}:<from>:<to>:<ref>:<total>` — hash of one long message being
+//!   reassembled: `from`, `to`, `total`, `service_id`, `link_id` (of the first part to arrive),
 //!   `first_seen` / `last_seen` (ms), `n` (parts held), and per part `p:{k}` (payload after the
 //!   UDH, bytes exact), `m:{k}` (its DELIVER Msg_Id), `f:{k}` (its Msg_Fmt). TTL
 //!   2 × `mo_reassembly_timeout` + `state_ttl`, a safety net only: the sweeper acts long before.
-//! * `cmpp:mo:pending` — sorted set of the set keys, score = `first_seen`, for the sweeper.
-//! * `cmpp:index:mo:{from}` — the sender's entry ids, for the console (see `index`).
+//! * `cmpp:mo:pending:{cmpp:mo}` — sorted set of the set keys, score = `first_seen`, for the
+//!   sweeper.
+//! * `cmpp:index:mo:{cmpp:mo}:<from>` — the sender's entry ids, for the console (see `index`).
 //!
 //! # Atomic steps
 //! [`MO_SINGLE`] checks the seen marker and writes the entry; [`MO_PART`] stores one part and
@@ -29,7 +29,7 @@ use redis::{Script, Value};
 
 use super::index::INDEX_ADD_FN;
 use super::scripts::with_helpers;
-use super::{Store, StoreError};
+use super::{Batch, Store, StoreError};
 use crate::message::normalize_msisdn;
 use crate::protocol::Deliver;
 use crate::text::{Concat, Decoded, decode_text, parse_udh};
@@ -56,11 +56,6 @@ static MO_PART: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 /// removed), -1 when the set has changed since it was read (a part arrived: read it again).
 static MO_WRITE: LazyLock<Script> =
     LazyLock::new(|| with_helpers(&[INDEX_ADD_FN], include_str!("lua/mo_write.lua")));
-
-/// KEYS[1] pending zset. ARGV[1] cutoff ms, ARGV[2] limit.
-/// Returns {set key, HGETALL, …} for the sets first seen at or before the cutoff; members whose
-/// set no longer exists (written, or expired by the safety TTL) are removed on the way.
-static MO_DUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/mo_due.lua")));
 
 /// What happened to one MO DELIVER. Every variant means "stored": acknowledge it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,7 +365,7 @@ impl Store {
     ) -> Result<MoOutcome, StoreError> {
         let mut invocation = MO_SINGLE.key(self.keys.mo());
         invocation
-            .key(self.keys.seen_deliver(deliver.msg_id.0))
+            .key(self.keys.seen_mo(deliver.msg_id.0))
             .key(self.keys.mo_index(&normalize_msisdn(&entry.from)))
             .arg(self.ttl_ms())
             .arg(self.config.inbound_maxlen);
@@ -402,7 +397,7 @@ impl Store {
         let reply: Value = MO_PART
             .key(&set_key)
             .key(self.keys.mo_pending())
-            .key(self.keys.seen_deliver(deliver.msg_id.0))
+            .key(self.keys.seen_mo(deliver.msg_id.0))
             .arg(concat.number)
             .arg(concat.total)
             .arg(payload)
@@ -472,15 +467,46 @@ impl Store {
     pub async fn sweep_mo(&self, cutoff_ms: u64) -> Result<MoSweep, StoreError> {
         let mut sweep = MoSweep::default();
         for _ in 0..SWEEP_BATCHES {
-            let reply: Value = MO_DUE
-                .key(self.keys.mo_pending())
+            // The due sets' names, then their fields: names read from a key cannot be a
+            // script's KEYS, so two plain steps (all in the MO stream's slot).
+            let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(self.keys.mo_pending())
+                .arg("-inf")
                 .arg(cutoff_ms)
+                .arg("LIMIT")
+                .arg(0)
                 .arg(SWEEP_BATCH)
-                .invoke_async(&mut self.conn())
+                .query_async(&mut self.conn())
                 .await?;
-            let Value::Array(items) = reply else {
-                return Err(unexpected("due reply is not an array"));
-            };
+            let mut pipe = Batch::new();
+            for key in &due {
+                pipe.cmd("HGETALL").arg(key);
+            }
+            let hashes: Vec<Value> = self.query_pipeline(&pipe).await?;
+            let mut gone = Batch::new();
+            let mut items = Vec::with_capacity(2 * due.len());
+            for (key, fields) in due.iter().zip(hashes) {
+                match fields {
+                    // Written, or expired by the safety TTL: drop the dangling member.
+                    Value::Array(f) if f.is_empty() => {
+                        gone.cmd("ZREM")
+                            .arg(self.keys.mo_pending())
+                            .arg(key)
+                            .ignore();
+                    }
+                    Value::Map(m) if m.is_empty() => {
+                        gone.cmd("ZREM")
+                            .arg(self.keys.mo_pending())
+                            .arg(key)
+                            .ignore();
+                    }
+                    other => {
+                        items.push(Value::BulkString(key.clone().into_bytes()));
+                        items.push(flat_hash(other));
+                    }
+                }
+            }
+            let () = self.query_pipeline(&gone).await?;
             for pair in items.chunks(2) {
                 let [key, Value::Array(fields)] = pair else {
                     return Err(unexpected("due reply is not key/hash pairs"));
@@ -501,11 +527,19 @@ impl Store {
                     _ => sweep.skipped += 1,
                 }
             }
-            if items.len() / 2 < SWEEP_BATCH {
+            if due.len() < SWEEP_BATCH {
                 break;
             }
         }
         Ok(sweep)
+    }
+}
+
+/// A hash as HGETALL's flat field/value array, whichever protocol answered it.
+fn flat_hash(value: Value) -> Value {
+    match value {
+        Value::Map(pairs) => Value::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+        other => other,
     }
 }
 

@@ -3,6 +3,7 @@
 //! indexes, per-minute counters). Multi-step changes are Lua scripts or pipelines, so each
 //! message costs a fixed number of round trips, not one per segment.
 
+mod batch;
 mod begin;
 mod browse;
 mod consumer;
@@ -17,6 +18,7 @@ mod mo;
 mod orphans;
 mod outbound;
 mod outbound_entry;
+mod redis_conn;
 mod references;
 mod reports;
 mod sample;
@@ -28,7 +30,8 @@ mod undecodable;
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+pub(crate) use batch::Batch;
+pub(crate) use redis_conn::RedisConn;
 
 pub use begin::{Beginning, Begun};
 pub use browse::{MessageQuery, MessageRow, Page, SCAN_BUDGET, StreamEntry, is_stream_id};
@@ -55,6 +58,9 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("redis returned something unexpected: {0}")]
     Unexpected(String),
+    /// `redis_wait_replicas` asked for more replicas than confirmed the write in time.
+    #[error("redis: {confirmed} of {wanted} replicas confirmed the write in time")]
+    NotReplicated { wanted: u32, confirmed: u32 },
 }
 
 impl StoreError {
@@ -67,6 +73,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Redis(e) => is_connection_problem(e),
+            StoreError::NotReplicated { .. } => true,
             StoreError::Unexpected(_) => false,
         }
     }
@@ -92,6 +99,7 @@ impl StoreError {
                 is_connection_problem(e)
                     || e.code().is_some_and(|code| TRANSIENT_CODES.contains(&code))
             }
+            StoreError::NotReplicated { .. } => true,
             StoreError::Unexpected(_) => false,
         }
     }
@@ -104,24 +112,20 @@ pub(crate) fn is_connection_problem(e: &redis::RedisError) -> bool {
 /// The shared connection for short commands (HTTP, bookkeeping). Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     config: StoreConfig,
+    /// Replicas a write must reach before it is acknowledged (`WAIT`), and how long to wait.
+    wait_replicas: u32,
+    wait_timeout: Duration,
 }
 
 /// Opens a multiplexed, self-reconnecting connection whose commands give up after `timeout`.
 pub(crate) async fn connect(
     redis: &RedisConfig,
     timeout: Duration,
-) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(redis.url.expose())?;
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(timeout))
-        .set_connection_timeout(Some(redis.timeout))
-        // Reconnect attempts are short: callers answer 503 or wait and try again themselves.
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    Ok(ConnectionManager::new_with_config(client, config).await?)
+) -> Result<RedisConn, StoreError> {
+    Ok(RedisConn::open(redis, timeout).await?)
 }
 
 impl Store {
@@ -130,6 +134,8 @@ impl Store {
             conn: connect(redis, redis.timeout).await?,
             keys: Keys::new(&redis.key_prefix),
             config,
+            wait_replicas: redis.wait_replicas,
+            wait_timeout: redis.wait_timeout,
         })
     }
 
@@ -141,26 +147,59 @@ impl Store {
         &self.config
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> RedisConn {
         self.conn.clone()
+    }
+
+    /// Whether Redis runs as a Cluster (where a batch is split by slot).
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
+    /// With `redis_wait_replicas`, waits until that many replicas hold every write made so far
+    /// on this connection: on a Cluster, the writes to the primaries of `keys` (every primary
+    /// when there are none). An error when fewer confirm in time: the write may still be lost
+    /// in a failover.
+    pub async fn confirm_replicated(&self, keys: &[&str]) -> Result<(), StoreError> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let mut routes: Vec<Option<&str>> = keys.iter().map(|k| Some(*k)).collect();
+        if routes.is_empty() || !conn.is_cluster() {
+            routes = vec![None];
+        }
+        for key in routes {
+            let confirmed = conn
+                .wait_for_replicas(self.wait_replicas, self.wait_timeout, key)
+                .await?;
+            if confirmed < self.wait_replicas {
+                return Err(StoreError::NotReplicated {
+                    wanted: self.wait_replicas,
+                    confirmed,
+                });
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn ttl_ms(&self) -> u64 {
         self.config.state_ttl.as_millis() as u64
     }
 
-    /// Runs a pipeline; if Redis has lost the scripts (NOSCRIPT, e.g. after a restart), loads
-    /// them and runs it once more. Pipelines that invoke scripts hold only commands that are
-    /// safe to repeat, so the second run cannot duplicate anything.
+    /// Runs a batch; if Redis has lost the scripts (NOSCRIPT, e.g. after a restart or on a
+    /// node that never had them), loads them and runs it once more. Batches that invoke
+    /// scripts hold only commands that are safe to repeat, so the second run cannot duplicate
+    /// anything.
     pub(crate) async fn query_pipeline<T: redis::FromRedisValue>(
         &self,
-        pipe: &redis::Pipeline,
+        batch: &Batch,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn();
-        match pipe.query_async(&mut conn).await {
+        match batch.query(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 scripts::load_all(&mut conn).await?;
-                Ok(pipe.query_async(&mut conn).await?)
+                Ok(batch.query(&mut conn).await?)
             }
             other => Ok(other?),
         }
@@ -205,6 +244,29 @@ pub(crate) mod testing {
             .expect("consumer connects");
         consumer.ensure_group().await.expect("group created");
         (store, consumer)
+    }
+
+    /// An entry with `fields` XADDed to the consumer's stream and read by it: pending, as the
+    /// entries the worker dead-letters are.
+    pub(crate) async fn pending(
+        redis: &RedisServer,
+        consumer: &Consumer,
+        fields: &[(&str, &str)],
+    ) -> super::OutboundEntry {
+        let mut conn = conn(redis).await;
+        let _: String = redis::cmd("XADD")
+            .arg(consumer.stream())
+            .arg("*")
+            .arg(fields)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        consumer
+            .read(1)
+            .await
+            .unwrap()
+            .pop()
+            .expect("the entry read")
     }
 
     /// A plain connection for setting up and reading keys.

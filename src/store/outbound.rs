@@ -1,11 +1,12 @@
 //! The ingress side: enqueue messages (with idempotency) and measure the backlog.
 
-use redis::Value;
+use std::sync::LazyLock;
+
 use redis::streams::{StreamInfoGroup, StreamInfoGroupsReply, StreamPendingReply};
+use redis::{Script, Value};
 
 use super::index::parse_stream_id;
-use super::scripts::ENQUEUE;
-use super::{Store, StoreError, now_ms};
+use super::{Batch, Store, StoreError, now_ms};
 use crate::message::OutboundMessage;
 
 /// Entries one XTRIM call may delete: whole blocks of them, a millisecond or so of Redis time.
@@ -32,47 +33,140 @@ pub enum Enqueued {
     Duplicate(String),
 }
 
+/// Records a request's messages after their entries are in the stream: their states and the
+/// request's idempotency answer (see `lua/accept.lua`). All in the request's slot.
+pub(super) static ACCEPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/accept.lua")));
+
+/// The content fields a state keeps (the outbound entry is trimmed once it is sent).
+const STATE_FIELDS: [&str; 5] = ["id", "to", "text", "hex", "coding"];
+
 impl Store {
-    /// Adds one stream entry per message, marks each `queued` and indexes it for the console,
-    /// in one atomic round trip.
+    /// Adds one stream entry per message, records each `queued` with its content and indexes
+    /// it for the console; answers only once all of it is in Redis.
+    ///
     /// With `idempotency`, a repeated id within the state TTL adds nothing and returns the
-    /// stored `answer` of the first request. A message id that already has a state (another
-    /// request's, or a direct XADD's) adds nothing either: a replay, answered with `answer`.
+    /// stored `answer` of the first request. With `check_first` (the caller chose the ids), a
+    /// look before the enqueue also finds a message id that already has a state (another
+    /// request's, or a direct XADD's): a replay, answered with `answer`, nothing added.
+    ///
+    /// Three steps, because a Cluster keeps the stream and the request's keys in different
+    /// slots: the look, the XADDs, then the states with the answer. The entries go first: an
+    /// entry without a state is what a direct XADD is, and the worker takes it on as one, so a
+    /// crash or an error after the XADDs loses nothing; a retry of the request then finds the
+    /// states, or sends entries the worker dead-letters as duplicates of the first ones.
     pub async fn enqueue(
         &self,
         stream: &str,
         messages: &[OutboundMessage],
         idempotency: Option<&str>,
+        check_first: bool,
         answer: &str,
     ) -> Result<Enqueued, StoreError> {
         let idem_key = idempotency
             .map(|id| self.keys.idempotency(id))
             .unwrap_or_default();
-        let mut invocation = ENQUEUE.prepare_invoke();
-        invocation
-            .key(stream)
+        if check_first && let Some(found) = self.seen_before(&idem_key, messages).await? {
+            return Ok(Enqueued::Duplicate(
+                found.unwrap_or_else(|| answer.to_owned()),
+            ));
+        }
+        // Once an entry is XADDed its state must follow, even when the caller stops waiting
+        // (an HTTP deadline answers 503 "retry with the same id", and the retry must find the
+        // state): the two steps run in a task of their own.
+        let store = self.clone();
+        let (stream, messages, answer) = (stream.to_owned(), messages.to_vec(), answer.to_owned());
+        tokio::spawn(async move {
+            store
+                .add_and_accept(&stream, &messages, &idem_key, &answer)
+                .await
+        })
+        .await
+        .map_err(|e| StoreError::Unexpected(format!("the enqueue task failed: {e}")))?
+    }
+
+    /// The XADDs, then the states with the answer (ACCEPT) and the console's indexes.
+    async fn add_and_accept(
+        &self,
+        stream: &str,
+        messages: &[OutboundMessage],
+        idem_key: &str,
+        answer: &str,
+    ) -> Result<Enqueued, StoreError> {
+        let now = now_ms();
+        let fields: Vec<Vec<(&'static str, String)>> =
+            messages.iter().map(OutboundMessage::to_fields).collect();
+        let mut adds = Batch::new();
+        for f in &fields {
+            adds.cmd("XADD").arg(stream).arg("*").arg(&f[..]);
+        }
+        let entries: Vec<String> = self.query_pipeline(&adds).await?;
+
+        let mut record = Batch::new();
+        let mut accept = ACCEPT.prepare_invoke();
+        accept
             .key(idem_key)
-            .key(self.keys.message_index())
             .arg(self.ttl_ms())
             .arg(answer)
             .arg(messages.len());
-        let now = now_ms();
-        for m in messages {
-            let fields = m.to_fields();
-            invocation
+        for ((m, f), entry) in messages.iter().zip(&fields).zip(&entries) {
+            let kept: Vec<&(&str, String)> =
+                f.iter().filter(|(k, _)| STATE_FIELDS.contains(k)).collect();
+            accept
                 .key(self.keys.state(&m.id))
-                .key(self.keys.message_index_by_to(&m.to))
+                .arg(entry)
                 .arg(m.queued_at_ms.unwrap_or(now))
-                .arg(fields.len());
-            for (k, v) in fields {
-                invocation.arg(k).arg(v);
+                .arg(kept.len());
+            for (k, v) in kept {
+                accept.arg(*k).arg(v);
+            }
+            self.index_message(&mut record, &m.id, &m.to, entry, now);
+        }
+        record.invoke_script(&accept);
+        // The script's reply comes after the index writes' (ignored): the only one left.
+        let (accepted, stored): (i64, String) = self
+            .query_pipeline::<Vec<(i64, String)>>(&record)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Unexpected("no reply from the accept script".into()))?;
+        // 202 means the entry (and, for the console, its state) survives a failover.
+        let state = messages.first().map(|m| self.keys.state(&m.id));
+        let written: Vec<&str> = std::iter::once(stream).chain(state.as_deref()).collect();
+        self.confirm_replicated(&written).await?;
+        Ok(if accepted == 1 {
+            Enqueued::Added(stored)
+        } else {
+            Enqueued::Duplicate(stored)
+        })
+    }
+
+    /// Before a request whose ids the caller chose is enqueued: the stored answer when its
+    /// idempotency key was seen (`Some(Some)`), `Some(None)` when one of its message ids
+    /// already has a state, `None` when neither.
+    async fn seen_before(
+        &self,
+        idem_key: &str,
+        messages: &[OutboundMessage],
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let mut look = Batch::new();
+        if !idem_key.is_empty() {
+            look.cmd("GET").arg(idem_key);
+        }
+        for m in messages {
+            look.cmd("EXISTS").arg(self.keys.state(&m.id));
+        }
+        let replies: Vec<redis::Value> = self.query_pipeline(&look).await?;
+        let mut replies = replies.into_iter();
+        if !idem_key.is_empty() {
+            let prior: Option<String> =
+                redis::from_redis_value(replies.next().unwrap_or(Value::Nil))
+                    .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+            if prior.is_some() {
+                return Ok(Some(prior));
             }
         }
-        let reply: (i64, String) = invocation.invoke_async(&mut self.conn()).await?;
-        Ok(match reply {
-            (1, answer) => Enqueued::Added(answer),
-            (_, first) => Enqueued::Duplicate(first),
-        })
+        let taken = replies.any(|v| matches!(v, Value::Int(1)));
+        Ok(taken.then_some(None))
     }
 
     /// Entries not yet taken by a consumer plus those taken and not acknowledged: the work

@@ -5,7 +5,7 @@
 //! state, so a reclaimed message sent again carries the same one (a phone that already has some
 //! of its parts completes it instead of starting a second, broken one).
 
-use super::{Consumer, StoreError};
+use super::{Batch, Consumer, StoreError};
 
 /// How long a recipient's counter lives after its last long message: long enough that the next
 /// message within a day never repeats a recent reference.
@@ -31,7 +31,7 @@ impl Consumer {
             return Ok(Vec::new());
         }
         let keys = &self.store.keys;
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for m in messages {
             let counter = keys.reference_counter(channel, m.to);
             pipe.cmd("INCR").arg(&counter);
@@ -41,7 +41,7 @@ impl Consumer {
                 .ignore();
         }
         let next: Vec<u64> = self.store.query_pipeline(&pipe).await?;
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for (m, n) in messages.iter().zip(&next) {
             let state = keys.state(m.id);
             // A message sent before keeps its first reference; a counter value it did not use

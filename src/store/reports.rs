@@ -1,15 +1,21 @@
-//! Status reports into the reports stream, correlated to our message through the Msg_Id map,
-//! with the message's state brought up to date in the same atomic step; a report whose Msg_Id
-//! is not mapped yet is held (see `held_reports`).
+//! Status reports into the reports stream, correlated to our message through the Msg_Id map; a
+//! report whose Msg_Id is not mapped yet is held (see `held_reports`).
+//!
+//! Three steps, because a Cluster keeps the Msg_Id map, the message and the report stream in
+//! different slots: the map is read (a plain GET), the message's state is brought up to date
+//! in its slot (`lua/correlate.lua`), and the entry is written in the report stream's slot
+//! (`lua/report_write.lua`), which claims the DELIVER's marker with the write. Each step can
+//! run again without harm, so a DELIVER redelivered after any of them stopped is written
+//! exactly once, and counted once.
 
 use std::sync::LazyLock;
 
-use redis::{Script, ScriptInvocation};
+use redis::Script;
 
 use super::counters::COUNTER_TTL;
 use super::index::INDEX_ADD_FN;
 use super::scripts::{STATUS_FN, with_helpers};
-use super::{MessageStatus, Store, StoreError};
+use super::{Batch, MessageStatus, Store, StoreError, Submitted};
 use crate::message::normalize_msisdn;
 use crate::protocol::{Deliver, StatusReport};
 
@@ -38,45 +44,45 @@ pub enum WhenUnmapped {
     Hold,
 }
 
-/// Correlates one report to segment `rec[2]` of the message `rec` (the Msg_Id map's record:
-/// id, segment, segments, to) whose state hash is `state`: appends `id`, `to`, `segment`,
-/// `segments` (and `status` on the report that completes the message) to `fields` and brings
-/// the state up to date. Returns `in_state` (false when the state is gone: the report is still
-/// written, nothing is recreated), the decided status (`''`, `':delivered'`, `':failed'`), and
-/// true as a third value when the state already lists this DELIVER (a redelivery: write
-/// nothing). The state's TTL is not renewed: it runs from the message's start and outlasts a
-/// report's 48 hours. Calls `effective_status`: goes after [`STATUS_FN`].
-pub(crate) const CORRELATE_FN: &str = include_str!("lua/correlate.lua");
+/// The message's side of a report, in its slot. KEYS[1] state key. ARGV[1] segment, ARGV[2]
+/// segments, ARGV[3] Stat, ARGV[4] now (ms), ARGV[5] the DELIVER's Msg_Id. Returns {in_state,
+/// final, decided} (see `lua/correlate.lua`).
+pub(super) static CORRELATE: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[STATUS_FN], include_str!("lua/correlate.lua")));
 
-/// KEYS[1] reports stream, KEYS[2] seen-marker of the DELIVER, KEYS[3] Msg_Id map key or "",
-/// KEYS[4] the DELIVER's held-report hash, KEYS[5] the held-report index.
-/// ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] what to do unmapped: `write` (unmatched)
-/// or `hold`, ARGV[4] state key prefix, ARGV[5] Stat, ARGV[6] now (ms), ARGV[7] per-number index
-/// prefix, ARGV[8] the number to index an unmatched report under (or ""), ARGV[9] this minute's
-/// counters key, ARGV[10] their TTL ms, ARGV[11] the DELIVER's Msg_Id, then the entry's own
-/// field/value pairs. The Msg_Id map value is MessagePack of `Submitted` as an array: id,
-/// segment, segments, to.
-///
-/// It runs once per message at full rate, and each `redis.call` costs Redis more than the
-/// command itself, so it makes few: GET the map, one HMGET and one HSET of the state, the XADD,
-/// the number's index (ZADD, PEXPIRE), and the minute's `delivered`/`failed` counter when the
-/// report decides the message. A redelivered DELIVER is recognised in the state, which lists
-/// the DELIVER Msg_Ids each segment's reports came in (`s{n}_delivers`); only a report with no
-/// state to hold that (unmatched, held, malformed, state expired) claims a seen-marker key of
-/// its own, and one whose Msg_Id is not mapped looks for it first. A held report claims it when
-/// held, so a redelivery while it waits is known at once; the held-report script writes it
-/// later (see `held_reports`), and a redelivery that finds the Msg_Id mapped first is written
-/// then and recognised by that script in the state.
-pub(crate) static REPORT: LazyLock<Script> = LazyLock::new(|| {
-    with_helpers(
-        &[STATUS_FN, INDEX_ADD_FN, CORRELATE_FN],
-        include_str!("lua/report.lua"),
-    )
-});
+/// A report's entry, once per DELIVER (a correlated redelivery of a held one writes it in the
+/// held one's place). KEYS[1] reports stream, KEYS[2] the DELIVER's marker, KEYS[3] the
+/// number's report index or "", KEYS[4] this minute's counters, KEYS[5] the DELIVER's held
+/// hash, KEYS[6] the held index. ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] the
+/// counter to add 1 to or "", ARGV[4] the counters' TTL ms, ARGV[5] the DELIVER's Msg_Id,
+/// ARGV[6] `1` when correlated, then the entry's field/value pairs. Returns 1 when written, 0
+/// for a repeat.
+pub(super) static REPORT_WRITE: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(&[INDEX_ADD_FN], include_str!("lua/report_write.lua")));
+
+/// Holds a report whose Msg_Id is not mapped. KEYS[1] the DELIVER's marker, KEYS[2] held hash,
+/// KEYS[3] held index. ARGV[1] TTL ms, ARGV[2] now (ms), ARGV[3] the DELIVER's Msg_Id, then the
+/// entry's field/value pairs. Returns 1 when held, 0 for a repeat.
+static REPORT_HOLD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/report_hold.lua")));
+
+/// What the message's state made of a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Correlation {
+    /// Fields the report's entry gets: the message, the segment, its status once final.
+    pub fields: Vec<(&'static str, String)>,
+    /// The number the report is indexed under: the message's recipient.
+    pub number: String,
+    /// The status this DELIVER decided the message with (also when it is a redelivery of the
+    /// one that did: its entry may not have been written then).
+    pub decided: Option<MessageStatus>,
+    /// A message was found for it (else it is written `unmatched=1`).
+    pub matched: bool,
+}
 
 impl Store {
-    /// Writes one status report, or holds it when its Msg_Id is not mapped and `unmapped`
-    /// says so.
+    /// Correlates and stores one status report. `Ok` means it is safely in Redis (written, held
+    /// or known as a repeat) and its DELIVER may be acknowledged.
     pub async fn record_report(
         &self,
         deliver: &Deliver,
@@ -84,19 +90,7 @@ impl Store {
         received_at: u64,
         unmapped: WhenUnmapped,
     ) -> Result<ReportOutcome, StoreError> {
-        let invocation = self.report_invocation(deliver, report, received_at, unmapped);
-        let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
-        parse_outcome(&outcome)
-    }
-
-    fn report_invocation(
-        &self,
-        deliver: &Deliver,
-        report: &StatusReport,
-        received_at: u64,
-        unmapped: WhenUnmapped,
-    ) -> ScriptInvocation<'static> {
-        let entry = [
+        let entry = vec![
             ("msg_id", report.msg_id.to_string()),
             ("stat", report.stat.clone()),
             ("submit_time", report.submit_time.clone()),
@@ -105,24 +99,55 @@ impl Store {
             ("received_at", received_at.to_string()),
             ("deliver_msg_id", deliver.msg_id.to_string()),
         ];
-        self.report_script(
-            deliver,
-            &self.keys.msg_id(report.msg_id.0),
-            &report.stat,
-            received_at,
-            unmapped,
-            &entry,
-        )
+        let deliver_id = deliver.msg_id.0;
+        match self.mapped(report.msg_id.0).await? {
+            Some(holder) => {
+                let c = self
+                    .correlate(&holder, &report.stat, received_at, deliver_id)
+                    .await?;
+                let written = self
+                    .write_report(deliver_id, entry, &c, received_at)
+                    .await?;
+                Ok(if written {
+                    ReportOutcome::Written { decided: c.decided }
+                } else {
+                    ReportOutcome::Duplicate
+                })
+            }
+            None if unmapped == WhenUnmapped::Hold => {
+                let held: i64 = REPORT_HOLD
+                    .key(self.keys.seen_report(deliver_id))
+                    .key(self.keys.held_report(deliver_id))
+                    .key(self.keys.held_reports())
+                    .arg(self.ttl_ms())
+                    .arg(received_at)
+                    .arg(deliver_id)
+                    .arg(&entry[..])
+                    .invoke_async(&mut self.conn())
+                    .await?;
+                Ok(if held == 1 {
+                    ReportOutcome::Held
+                } else {
+                    ReportOutcome::Duplicate
+                })
+            }
+            None => {
+                let c = Correlation::unmatched(&report.dest_terminal_id);
+                self.write_unmatched(deliver_id, entry, &c, received_at)
+                    .await
+            }
+        }
     }
 
-    /// A report whose body is neither 71 nor 60 bytes: kept raw and flagged, never dropped.
+    /// A report DELIVER whose content cannot be read: written unmatched, with the reason and
+    /// the bytes, once per DELIVER.
     pub async fn record_malformed_report(
         &self,
         deliver: &Deliver,
         reason: &str,
         received_at: u64,
     ) -> Result<ReportOutcome, StoreError> {
-        let entry = [
+        let entry = vec![
             ("malformed", "1".to_owned()),
             ("reason", reason.to_owned()),
             ("content_hex", hex::encode(&deliver.msg_content)),
@@ -130,74 +155,134 @@ impl Store {
             ("received_at", received_at.to_string()),
             ("deliver_msg_id", deliver.msg_id.to_string()),
         ];
-        let invocation = self.report_script(
-            deliver,
-            "",
-            "",
-            received_at,
-            WhenUnmapped::WriteUnmatched,
-            &entry,
-        );
-        let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
-        parse_outcome(&outcome)
+        let c = Correlation::unmatched(&deliver.src_terminal_id);
+        self.write_unmatched(deliver.msg_id.0, entry, &c, received_at)
+            .await
     }
 
-    /// `entry` must hold `dest`: an unmatched report is indexed under that number.
-    fn report_script(
+    async fn write_unmatched(
         &self,
-        deliver: &Deliver,
-        msg_id_key: &str,
+        deliver_id: u64,
+        entry: Vec<(&'static str, String)>,
+        c: &Correlation,
+        now: u64,
+    ) -> Result<ReportOutcome, StoreError> {
+        Ok(if self.write_report(deliver_id, entry, c, now).await? {
+            ReportOutcome::WrittenUnmatched
+        } else {
+            ReportOutcome::Duplicate
+        })
+    }
+
+    /// The message a Msg_Id was given to, if it is mapped.
+    pub(super) async fn mapped(&self, msg_id: u64) -> Result<Option<Submitted>, StoreError> {
+        let key = self.keys.msg_id(msg_id);
+        let bytes: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await?;
+        bytes
+            .map(|b| {
+                rmp_serde::from_slice::<Submitted>(&b)
+                    .map_err(|e| StoreError::Unexpected(format!("{key}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Brings the state of the message `holder` names up to date with one report.
+    pub(super) async fn correlate(
+        &self,
+        holder: &Submitted,
         stat: &str,
         now: u64,
-        unmapped: WhenUnmapped,
-        entry: &[(&str, String)],
-    ) -> ScriptInvocation<'static> {
-        let dest = entry
-            .iter()
-            .find(|(k, _)| *k == "dest")
-            .map(|(_, v)| normalize_msisdn(v))
-            .unwrap_or_default();
-        let mut invocation = REPORT.key(self.keys.reports());
-        invocation
-            .key(self.keys.seen_deliver(deliver.msg_id.0))
-            .key(msg_id_key)
-            .key(self.keys.held_report(deliver.msg_id.0))
-            .key(self.keys.held_reports())
-            .arg(self.ttl_ms())
-            .arg(self.config.inbound_maxlen)
-            .arg(match unmapped {
-                WhenUnmapped::WriteUnmatched => "write",
-                WhenUnmapped::Hold => "hold",
-            })
-            .arg(self.keys.state_prefix())
-            .arg(stat)
-            .arg(now)
-            .arg(self.keys.reports_index_prefix())
-            .arg(dest)
-            .arg(self.keys.minute_counters(now / 60_000))
-            .arg(COUNTER_TTL.as_millis() as u64)
-            .arg(deliver.msg_id.0);
-        for (k, v) in entry {
-            invocation.arg(*k).arg(v);
+        deliver_id: u64,
+    ) -> Result<Correlation, StoreError> {
+        let mut pipe = Batch::new();
+        pipe.invoke_script(
+            CORRELATE
+                .key(self.keys.state(&holder.id))
+                .arg(holder.segment)
+                .arg(holder.segments)
+                .arg(stat)
+                .arg(now)
+                .arg(deliver_id),
+        );
+        let replies: Vec<(i64, String, String)> = self.query_pipeline(&pipe).await?;
+        let (_in_state, status, decided) = replies
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Unexpected("no reply from the correlate script".into()))?;
+        let mut fields = vec![
+            ("id", holder.id.clone()),
+            ("to", holder.to.clone()),
+            ("segment", holder.segment.to_string()),
+            ("segments", holder.segments.to_string()),
+        ];
+        if !status.is_empty() {
+            fields.push(("status", status));
         }
-        invocation
+        Ok(Correlation {
+            fields,
+            number: holder.to.clone(),
+            decided: MessageStatus::parse(&decided),
+            matched: true,
+        })
+    }
+
+    /// Writes a report's entry with what its correlation added, claiming its DELIVER's marker;
+    /// `false` when the marker was claimed before (a redelivery, or a held report).
+    async fn write_report(
+        &self,
+        deliver_id: u64,
+        mut entry: Vec<(&'static str, String)>,
+        c: &Correlation,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        entry.extend(c.fields.iter().cloned());
+        let mut pipe = Batch::new();
+        pipe.invoke_script(
+            REPORT_WRITE
+                .key(self.keys.reports())
+                .key(self.keys.seen_report(deliver_id))
+                .key(c.index(self))
+                .key(self.keys.minute_counters(now / 60_000))
+                .key(self.keys.held_report(deliver_id))
+                .key(self.keys.held_reports())
+                .arg(self.ttl_ms())
+                .arg(self.config.inbound_maxlen)
+                .arg(c.counter())
+                .arg(COUNTER_TTL.as_millis() as u64)
+                .arg(deliver_id)
+                .arg(if c.matched { "1" } else { "0" })
+                .arg(&entry[..]),
+        );
+        let written: Vec<i64> = self.query_pipeline(&pipe).await?;
+        Ok(written.first() == Some(&1))
     }
 }
 
-pub(crate) fn parse_outcome(outcome: &str) -> Result<ReportOutcome, StoreError> {
-    match outcome {
-        "written" => Ok(ReportOutcome::Written { decided: None }),
-        "written:delivered" => Ok(ReportOutcome::Written {
-            decided: Some(MessageStatus::Delivered),
-        }),
-        "written:failed" => Ok(ReportOutcome::Written {
-            decided: Some(MessageStatus::Failed),
-        }),
-        "written_unmatched" => Ok(ReportOutcome::WrittenUnmatched),
-        "duplicate" => Ok(ReportOutcome::Duplicate),
-        "held" => Ok(ReportOutcome::Held),
-        other => Err(StoreError::Unexpected(format!(
-            "report script answered {other:?}"
-        ))),
+impl Correlation {
+    /// A report no message is known for: flagged, indexed under the number it names.
+    pub(super) fn unmatched(dest: &str) -> Correlation {
+        Correlation {
+            fields: vec![("unmatched", "1".to_owned())],
+            number: normalize_msisdn(dest),
+            decided: None,
+            matched: false,
+        }
+    }
+
+    /// The number's report index, or "" when there is no number to index under.
+    pub(super) fn index(&self, store: &Store) -> String {
+        if self.number.is_empty() {
+            String::new()
+        } else {
+            store.keys.reports_index(&self.number)
+        }
+    }
+
+    /// The minute's counter this report adds to, or "".
+    pub(super) fn counter(&self) -> &'static str {
+        self.decided.map_or("", MessageStatus::as_str)
     }
 }

@@ -3,7 +3,7 @@
 //! per message.
 
 use super::outbound::GroupBacklog;
-use super::{Store, StoreError};
+use super::{Batch, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSample {
@@ -25,22 +25,28 @@ impl Store {
         group: &str,
     ) -> Result<StreamSample, StoreError> {
         let k = &self.keys;
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for stream in outbound {
             pipe.cmd("XLEN").arg(stream);
         }
-        for stream in [k.dead_letters(), k.reports(), k.mo()] {
+        // Every channel's dead letters, summed.
+        for stream in outbound {
+            pipe.cmd("XLEN").arg(k.dead_letters_of(stream));
+        }
+        for stream in [k.reports(), k.mo()] {
             pipe.cmd("XLEN").arg(stream);
         }
         pipe.cmd("ZCARD").arg(k.mo_pending());
         pipe.cmd("ZCARD").arg(k.held_reports());
-        let counts: Vec<u64> = pipe.query_async(&mut self.conn()).await?;
+        let counts: Vec<u64> = self.query_pipeline(&pipe).await?;
         let n = outbound.len();
+        let dead: u64 = counts[n..2 * n].iter().sum();
+        let rest = &counts[2 * n..];
         let mut sample = StreamSample {
             outbound: Vec::with_capacity(n),
-            lengths: [counts[n], counts[n + 1], counts[n + 2]],
-            mo_pending: counts[n + 3],
-            reports_held: counts[n + 4],
+            lengths: [dead, rest[0], rest[1]],
+            mo_pending: rest[2],
+            reports_held: rest[3],
         };
         for (stream, len) in outbound.iter().zip(&counts) {
             let group = self.group_backlog(stream, group).await?;

@@ -4,7 +4,7 @@
 //! part once, under the reference the message kept, and their reports still correlate.
 
 use super::consumer::packed_record;
-use super::{Consumer, SegmentRecord, StoreError};
+use super::{Batch, Consumer, SegmentRecord, StoreError};
 
 impl Consumer {
     /// Segment `segment` (from 1) of `segments` was accepted with `record`.
@@ -18,7 +18,7 @@ impl Consumer {
     ) -> Result<(), StoreError> {
         let keys = &self.store.keys;
         let packed = packed_record(id, to, segment, segments)?;
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         // Only where unmapped, as `record_submitted` maps it (which then finds its own record).
         pipe.cmd("SET")
             .arg(keys.msg_id(record.msg_id))
@@ -42,7 +42,7 @@ impl Consumer {
         &self,
         messages: &[(&str, usize)],
     ) -> Result<Vec<Vec<Option<SegmentRecord>>>, StoreError> {
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for (id, segments) in messages {
             let mut cmd = redis::cmd("HMGET");
             cmd.arg(self.store.keys.state(id));
@@ -50,7 +50,7 @@ impl Consumer {
                 cmd.arg(format!("s{n}_msg_id"))
                     .arg(format!("s{n}_submitted_at"));
             }
-            pipe.add_command(cmd);
+            pipe.add(cmd);
         }
         let replies: Vec<Vec<Option<u64>>> = self.store.query_pipeline(&pipe).await?;
         Ok(replies

@@ -21,14 +21,15 @@ impl Store {
         deliver: &UndecodableDeliver,
         received_at: u64,
     ) -> Result<bool, StoreError> {
-        let stream = if deliver.report == Some(true) {
-            self.keys.reports()
+        // The marker in the stream's own slot: the report stream's or the MO stream's.
+        let (stream, seen) = if deliver.report == Some(true) {
+            (self.keys.reports(), self.keys.seen_report(deliver.msg_id.0))
         } else {
-            self.keys.mo()
+            (self.keys.mo(), self.keys.seen_mo(deliver.msg_id.0))
         };
         let written: i64 = KEEP_ONCE
             .key(stream)
-            .key(self.keys.seen_deliver(deliver.msg_id.0))
+            .key(seen)
             .arg(self.ttl_ms())
             .arg(self.config.inbound_maxlen)
             .arg("malformed")

@@ -318,6 +318,22 @@ impl Worker {
             if !self.in_flight.insert(&entry.stream_id) {
                 continue;
             }
+            if matches!(status, Some(MessageStatus::Dead | MessageStatus::Failed)) {
+                // Ended by a dead letter whose holder stopped before writing the letter (or by
+                // reports): the letter is written now if it is missing, then acknowledged.
+                self.in_flight.remove(&entry.stream_id);
+                let resumed = persist(&self.shutdown, "finishing a dead letter", || {
+                    self.consumer.resume_dead_letter(&entry, &message.id)
+                })
+                .await;
+                match resumed {
+                    Ok(true) => self.metrics.worker_finished(MessageStatus::Dead),
+                    Ok(false) => self.metrics.worker_skipped(),
+                    Err(_) => continue,
+                }
+                acker.ack(entry.stream_id);
+                continue;
+            }
             if status.is_some_and(MessageStatus::is_past_submission) {
                 // Reclaimed after its Msg_Ids were stored: sending again would duplicate it.
                 self.metrics.worker_skipped();

@@ -8,3 +8,8 @@ pub mod process;
 pub mod redis;
 pub mod streams;
 pub mod wait;
+
+/// The key names of the gateway the tests start (the default prefix).
+pub fn keys() -> cmpp_gateway::store::Keys {
+    cmpp_gateway::store::Keys::new("cmpp")
+}

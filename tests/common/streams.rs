@@ -6,6 +6,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
+use super::keys;
+
 /// A stream entry as XRANGE returns it: id and fields in stream order.
 pub type Entry = (String, Vec<(String, String)>);
 
@@ -65,7 +67,7 @@ pub async fn wait_all_delivered(
         let mut pipe = redis::pipe();
         for i in 0..count {
             pipe.cmd("HGET")
-                .arg(format!("cmpp:msg:{prefix}-{i}"))
+                .arg(keys().state(&format!("{prefix}-{i}")))
                 .arg("status");
         }
         let statuses: Vec<Option<String>> = pipe.query_async(conn).await.expect("HGET batch");
@@ -124,7 +126,7 @@ pub async fn pending_ids(conn: &mut MultiplexedConnection) -> Vec<String> {
 /// One message's state hash (empty when it has none).
 pub async fn state(conn: &mut MultiplexedConnection, id: &str) -> HashMap<String, String> {
     redis::cmd("HGETALL")
-        .arg(format!("cmpp:msg:{id}"))
+        .arg(keys().state(id))
         .query_async(conn)
         .await
         .expect("HGETALL")
@@ -175,7 +177,7 @@ pub async fn wait_dead_letters(conn: &mut MultiplexedConnection, count: usize) -
     super::wait::until("dead letters", Duration::from_secs(30), || {
         let mut conn = conn.clone();
         async move {
-            let dead = entries(&mut conn, "cmpp:mt:dead").await;
+            let dead = entries(&mut conn, &keys().dead_letters()).await;
             if dead.len() >= count {
                 Ok(dead)
             } else {

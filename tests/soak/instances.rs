@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::common::gateway;
+use crate::common::keys;
 use crate::common::process::{GatewayProcess as Instance, Scratch};
 use crate::common::redis::{RedisServer, connect};
 use crate::common::streams;
@@ -317,7 +318,7 @@ async fn a_refused_channel_waits_and_the_other_delivers_everything() {
     .await;
     assert_eq!(waiting, BAD);
     let dead: usize = redis::cmd("XLEN")
-        .arg("cmpp:mt:dead")
+        .arg(keys().dead_letters())
         .query_async(&mut conn)
         .await
         .unwrap();
