@@ -8,6 +8,8 @@
 
 mod common;
 
+#[path = "soak/cluster.rs"]
+mod cluster;
 #[path = "soak/console_browser.rs"]
 mod console_browser;
 #[path = "soak/crash.rs"]

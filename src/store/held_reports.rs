@@ -34,10 +34,10 @@ use super::{Batch, ReportOutcome, Store, StoreError, now_ms};
 use crate::protocol::{Deliver, StatusReport};
 
 /// KEYS[1] held-report hash, KEYS[2] held-report index, KEYS[3] reports stream, KEYS[4] the
-/// number's report index or "", KEYS[5] this minute's counters. ARGV[1] TTL ms, ARGV[2]
-/// approximate MAXLEN, ARGV[3] the DELIVER's Msg_Id, ARGV[4] the counter to add 1 to or "",
-/// ARGV[5] the counters' TTL ms, then field/value pairs to add to the held ones. Returns 1
-/// when written, 0 when the held report is gone.
+/// number's report index, KEYS[5] this minute's counters. ARGV[1] TTL ms, ARGV[2] approximate
+/// MAXLEN, ARGV[3] the DELIVER's Msg_Id, ARGV[4] the counter to add 1 to or "", ARGV[5] the
+/// counters' TTL ms, ARGV[6] `1` to index it, then field/value pairs to add to the held ones.
+/// Returns 1 when written, 0 when the held report is gone.
 pub(super) static REPORT_RESOLVE: LazyLock<Script> =
     LazyLock::new(|| with_helpers(&[INDEX_ADD_FN], include_str!("lua/report_resolve.lua")));
 
@@ -101,6 +101,7 @@ impl Store {
                 .arg(held.deliver_msg_id)
                 .arg(correlation.counter())
                 .arg(COUNTER_TTL.as_millis() as u64)
+                .arg(correlation.indexed())
                 .arg(&correlation.fields[..]),
         );
         let written: Vec<i64> = self.query_pipeline(&pipe).await?;

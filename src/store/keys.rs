@@ -145,6 +145,12 @@ impl Keys {
         )
     }
 
+    /// The request id of a message id (the part before `~`): what its state key is tagged
+    /// with.
+    pub fn request_of(&self, message_id: &str) -> String {
+        split_request(message_id).0.to_owned()
+    }
+
     /// The first answer to a request carrying this idempotency id; in the slot of the
     /// request's messages.
     pub fn idempotency(&self, id: &str) -> String {

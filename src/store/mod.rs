@@ -20,6 +20,7 @@ mod outbound;
 mod outbound_entry;
 mod redis_conn;
 mod references;
+mod renewing;
 mod reports;
 mod sample;
 mod scripts;
@@ -83,7 +84,10 @@ impl StoreError {
     /// MASTERDOWN), a busy script, out of memory until something expires. Anything else (a key
     /// of the wrong type, a script error) fails the same way however often it is tried.
     pub fn is_transient(&self) -> bool {
-        const TRANSIENT_CODES: [&str; 9] = [
+        const TRANSIENT_CODES: [&str; 11] = [
+            // A Cluster slot moving: the client is sent elsewhere, the next try finds it.
+            "MOVED",
+            "ASK",
             "LOADING",
             "READONLY",
             "MASTERDOWN",

@@ -63,10 +63,17 @@ impl Store {
         check_first: bool,
         answer: &str,
     ) -> Result<Enqueued, StoreError> {
-        let idem_key = idempotency
-            .map(|id| self.keys.idempotency(id))
-            .unwrap_or_default();
-        if check_first && let Some(found) = self.seen_before(&idem_key, messages).await? {
+        // Every request has a key in its messages' slot; only one with `idempotency` uses it.
+        let request = idempotency.or_else(|| messages.first().map(|m| m.id.as_str()));
+        let idem_key = self
+            .keys
+            .idempotency(&self.keys.request_of(request.unwrap_or_default()));
+        let answered = idempotency.is_some();
+        if check_first
+            && let Some(found) = self
+                .seen_before(answered.then_some(idem_key.as_str()), messages)
+                .await?
+        {
             return Ok(Enqueued::Duplicate(
                 found.unwrap_or_else(|| answer.to_owned()),
             ));
@@ -78,7 +85,7 @@ impl Store {
         let (stream, messages, answer) = (stream.to_owned(), messages.to_vec(), answer.to_owned());
         tokio::spawn(async move {
             store
-                .add_and_accept(&stream, &messages, &idem_key, &answer)
+                .add_and_accept(&stream, &messages, &idem_key, answered, &answer)
                 .await
         })
         .await
@@ -91,6 +98,7 @@ impl Store {
         stream: &str,
         messages: &[OutboundMessage],
         idem_key: &str,
+        answered: bool,
         answer: &str,
     ) -> Result<Enqueued, StoreError> {
         let now = now_ms();
@@ -108,6 +116,7 @@ impl Store {
             .key(idem_key)
             .arg(self.ttl_ms())
             .arg(answer)
+            .arg(if answered { "1" } else { "0" })
             .arg(messages.len());
         for ((m, f), entry) in messages.iter().zip(&fields).zip(&entries) {
             let kept: Vec<&(&str, String)> =
@@ -145,19 +154,19 @@ impl Store {
     /// already has a state, `None` when neither.
     async fn seen_before(
         &self,
-        idem_key: &str,
+        idem_key: Option<&str>,
         messages: &[OutboundMessage],
     ) -> Result<Option<Option<String>>, StoreError> {
         let mut look = Batch::new();
-        if !idem_key.is_empty() {
-            look.cmd("GET").arg(idem_key);
+        if let Some(key) = idem_key {
+            look.cmd("GET").arg(key);
         }
         for m in messages {
             look.cmd("EXISTS").arg(self.keys.state(&m.id));
         }
         let replies: Vec<redis::Value> = self.query_pipeline(&look).await?;
         let mut replies = replies.into_iter();
-        if !idem_key.is_empty() {
+        if idem_key.is_some() {
             let prior: Option<String> =
                 redis::from_redis_value(replies.next().unwrap_or(Value::Nil))
                     .map_err(|e| StoreError::Unexpected(e.to_string()))?;

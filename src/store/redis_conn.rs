@@ -1,15 +1,17 @@
 //! The one connection type the store talks through, whatever Redis runs as: a single node (the
 //! redis crate's self-reconnecting `ConnectionManager`), the primary of a Sentinel-monitored
 //! service (looked up through the crate's `SentinelClient`, and looked up again when it stops
-//! taking writes), or a Cluster (the crate's cluster client, which follows MOVED and ASK).
+//! taking writes), or a Cluster (the crate's cluster client, which follows MOVED and ASK, opened
+//! anew when it stops answering).
 //!
 //! Nothing here retries a command: an error goes back to the caller, who answers 503 or waits
-//! and tries again with its own bound. Following a failover only makes the next try go to the
-//! new primary.
+//! and tries again with its own bound. A new connection (see `renewing`) only makes the next
+//! try go to the new primary, or through a client that answers.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::FutureExt;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -23,14 +25,15 @@ use redis::{
 use super::is_connection_problem;
 use crate::config::{RedisConfig, RedisTopology};
 
-/// Sentinels are asked at most this often, however many commands fail meanwhile.
-const LOOKUP_INTERVAL: Duration = Duration::from_millis(250);
+use super::renewing::Renewing;
 
 #[derive(Clone)]
 pub(crate) enum RedisConn {
     Single(ConnectionManager),
-    Sentinel(FollowedPrimary),
-    Cluster(ClusterConnection),
+    /// The primary the sentinels name, asked again when it stops taking writes.
+    Sentinel(Renewing<ConnectionManager>),
+    /// Replaced by a new one when it stops answering.
+    Cluster(Renewing<ClusterConnection>),
 }
 
 impl RedisConn {
@@ -71,8 +74,20 @@ impl RedisConn {
                     Some(node_info),
                     SentinelServerType::Master,
                 )?;
+                let sentinel = Arc::new(tokio::sync::Mutex::new(client));
+                let config = manager_config(redis, timeout);
+                let open = move || {
+                    let (sentinel, config) = (sentinel.clone(), config.clone());
+                    async move {
+                        let client = sentinel.lock().await.async_get_client().await?;
+                        let addr = client.get_connection_info().addr().to_string();
+                        let conn = ConnectionManager::new_with_config(client, config).await?;
+                        Ok((conn, format!("the primary the sentinels name, {addr}")))
+                    }
+                    .boxed()
+                };
                 let followed =
-                    FollowedPrimary::connect(client, manager_config(redis, timeout)).await?;
+                    Renewing::open(open, primary_may_have_moved, reply_says_primary_moved).await?;
                 Ok(RedisConn::Sentinel(followed))
             }
             RedisTopology::Cluster { nodes } => {
@@ -84,15 +99,23 @@ impl RedisConn {
                     .collect();
                 let client = ClusterClientBuilder::new(seeds)
                     .connection_timeout(redis.timeout)
+                    // Also the bound of a whole call, redirections included: a client that
+                    // stopped answering is found (and replaced, see `Renewing`) within it.
                     .response_timeout(timeout)
-                    // MOVED, ASK and TRYAGAIN during a slot migration are followed inside one
-                    // call, so that call may take several response times.
-                    .overall_response_timeout(Some(timeout * 3))
                     .retries(5)
                     .min_retry_wait(10)
                     .max_retry_wait(200)
                     .build()?;
-                Ok(RedisConn::Cluster(client.get_async_connection().await?))
+                let open = move || {
+                    let client = client.clone();
+                    async move {
+                        let conn = client.get_async_connection().await?;
+                        Ok((conn, "a new cluster connection".to_owned()))
+                    }
+                    .boxed()
+                };
+                let conn = Renewing::open(open, cluster_connection_stuck, |_| false).await?;
+                Ok(RedisConn::Cluster(conn))
             }
         }
     }
@@ -117,7 +140,7 @@ impl RedisConn {
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
                     Route::with_key(key, SlotAddr::Master),
                 ));
-                let value = conn.route_command(cmd, route).await?;
+                let value = conn.current().route_command(cmd, route).await?;
                 redis::from_redis_value(value).map_err(RedisError::from)
             }
             (conn, _) => cmd.query_async(conn).await,
@@ -202,141 +225,19 @@ impl ConnectionLike for RedisConn {
     }
 }
 
-/// The current primary of a Sentinel service. A command that fails because the node is gone
-/// or no longer a primary (READONLY after a failover, or an old primary back as a replica) has
-/// the sentinels asked again, so the caller's next try goes to whichever node they name now.
-#[derive(Clone)]
-pub(crate) struct FollowedPrimary {
-    shared: Arc<Followed>,
-}
-
-struct Followed {
-    sentinel: tokio::sync::Mutex<SentinelClient>,
-    current: RwLock<Current>,
-    config: ConnectionManagerConfig,
-}
-
-#[derive(Clone)]
-struct Current {
-    conn: ConnectionManager,
-    /// Counts look-ups that changed the connection, so concurrent failures follow once.
-    generation: u64,
-    looked_up: Instant,
-}
-
-impl FollowedPrimary {
-    async fn connect(
-        mut sentinel: SentinelClient,
-        config: ConnectionManagerConfig,
-    ) -> RedisResult<FollowedPrimary> {
-        let client = sentinel.async_get_client().await?;
-        let conn = ConnectionManager::new_with_config(client, config.clone()).await?;
-        Ok(FollowedPrimary {
-            shared: Arc::new(Followed {
-                sentinel: tokio::sync::Mutex::new(sentinel),
-                current: RwLock::new(Current {
-                    conn,
-                    generation: 0,
-                    looked_up: Instant::now(),
-                }),
-                config,
-            }),
-        })
-    }
-
-    fn current(&self) -> Current {
-        self.shared
-            .current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// Asks the sentinels for the primary again, unless another caller did since `seen`.
-    async fn follow(&self, seen: u64) {
-        let mut sentinel = self.shared.sentinel.lock().await;
-        let current = self.current();
-        if current.generation != seen || current.looked_up.elapsed() < LOOKUP_INTERVAL {
-            return;
-        }
-        let found = async {
-            let client = sentinel.async_get_client().await?;
-            let addr = client.get_connection_info().addr().to_string();
-            let conn =
-                ConnectionManager::new_with_config(client, self.shared.config.clone()).await?;
-            RedisResult::Ok((conn, addr))
-        }
-        .await;
-        let mut slot = self
-            .shared
-            .current
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        slot.looked_up = Instant::now();
-        match found {
-            Ok((conn, addr)) => {
-                tracing::info!(primary = %addr, "redis: following the primary the sentinels name");
-                slot.conn = conn;
-                slot.generation += 1;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "redis: the sentinels named no reachable primary yet")
-            }
-        }
-    }
-}
-
 /// A failure after which the node may no longer be the primary.
 fn primary_may_have_moved(e: &RedisError) -> bool {
     is_connection_problem(e) || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
 }
 
-impl ConnectionLike for FollowedPrimary {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let Current {
-                mut conn,
-                generation,
-                ..
-            } = self.current();
-            let result = conn.req_packed_command(cmd).await;
-            if let Err(e) = &result
-                && primary_may_have_moved(e)
-            {
-                self.follow(generation).await;
-            }
-            result
-        })
-    }
+/// A write refused inside a pipeline comes back as one of its replies.
+fn reply_says_primary_moved(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if matches!(e.code(), "READONLY" | "MASTERDOWN" | "LOADING"))
+}
 
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            let Current {
-                mut conn,
-                generation,
-                ..
-            } = self.current();
-            let result = conn.req_packed_commands(pipeline, offset, count).await;
-            let moved = match &result {
-                Err(e) => primary_may_have_moved(e),
-                // A write refused inside a pipeline comes back as one of its replies.
-                Ok(values) => values.iter().any(|v| {
-                    matches!(v, Value::ServerError(e) if matches!(e.code(), "READONLY" | "MASTERDOWN" | "LOADING"))
-                }),
-            };
-            if moved {
-                self.follow(generation).await;
-            }
-            result
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        self.current().conn.get_db()
-    }
+/// The cluster client stopped answering: after many redirections at once while a slot moves,
+/// the redis crate's cluster connection (1.8) was seen to time out every command for good,
+/// while a new one worked at once.
+fn cluster_connection_stuck(e: &RedisError) -> bool {
+    e.is_timeout()
 }

@@ -52,11 +52,11 @@ pub(super) static CORRELATE: LazyLock<Script> =
 
 /// A report's entry, once per DELIVER (a correlated redelivery of a held one writes it in the
 /// held one's place). KEYS[1] reports stream, KEYS[2] the DELIVER's marker, KEYS[3] the
-/// number's report index or "", KEYS[4] this minute's counters, KEYS[5] the DELIVER's held
+/// number's report index, KEYS[4] this minute's counters, KEYS[5] the DELIVER's held
 /// hash, KEYS[6] the held index. ARGV[1] TTL ms, ARGV[2] approximate MAXLEN, ARGV[3] the
 /// counter to add 1 to or "", ARGV[4] the counters' TTL ms, ARGV[5] the DELIVER's Msg_Id,
-/// ARGV[6] `1` when correlated, then the entry's field/value pairs. Returns 1 when written, 0
-/// for a repeat.
+/// ARGV[6] `1` when correlated, ARGV[7] `1` to index it, then the entry's field/value pairs.
+/// Returns 1 when written, 0 for a repeat.
 pub(super) static REPORT_WRITE: LazyLock<Script> =
     LazyLock::new(|| with_helpers(&[INDEX_ADD_FN], include_str!("lua/report_write.lua")));
 
@@ -254,6 +254,7 @@ impl Store {
                 .arg(COUNTER_TTL.as_millis() as u64)
                 .arg(deliver_id)
                 .arg(if c.matched { "1" } else { "0" })
+                .arg(c.indexed())
                 .arg(&entry[..]),
         );
         let written: Vec<i64> = self.query_pipeline(&pipe).await?;
@@ -272,13 +273,15 @@ impl Correlation {
         }
     }
 
-    /// The number's report index, or "" when there is no number to index under.
+    /// The number's report index (with no number, a key of the same slot that is not
+    /// written: a script's keys are all given, whether it uses them or not).
     pub(super) fn index(&self, store: &Store) -> String {
-        if self.number.is_empty() {
-            String::new()
-        } else {
-            store.keys.reports_index(&self.number)
-        }
+        store.keys.reports_index(&self.number)
+    }
+
+    /// `1` when the report is indexed under its number (it has one).
+    pub(super) fn indexed(&self) -> &'static str {
+        if self.number.is_empty() { "0" } else { "1" }
     }
 
     /// The minute's counter this report adds to, or "".

@@ -4,18 +4,21 @@
 -- A state the worker created first (it read the entry already) keeps its status; one that
 -- belongs to another entry (a request with the same id won a race) is left alone: the worker
 -- dead-letters this request's entry as a duplicate of that one.
--- KEYS[1] idempotency key or "", then per message its state key.
--- ARGV[1] TTL ms, ARGV[2] the answer to store, ARGV[3] message count, then per message: its
--- entry's stream id, queued_at ms, field count n, n field/value pairs (`id`, `to`, content).
+-- KEYS[1] the request's idempotency key, then per message its state key (a key is always
+-- given, even when unused: a Cluster checks every key's slot).
+-- ARGV[1] TTL ms, ARGV[2] the answer to store, ARGV[3] `1` to check and store the answer,
+-- ARGV[4] message count, then per message: its entry's stream id, queued_at ms, field count
+-- n, n field/value pairs (`id`, `to`, content).
 -- Returns {1, answer} when recorded, {0, first answer} when another request with this id was
 -- recorded first.
-if KEYS[1] ~= '' then
+local answered = ARGV[3] == '1'
+if answered then
   local prior = redis.call('GET', KEYS[1])
   if prior then return {0, prior} end
 end
 local ttl = ARGV[1]
-local i = 4
-for m = 1, tonumber(ARGV[3]) do
+local i = 5
+for m = 1, tonumber(ARGV[4]) do
   local key = KEYS[1 + m]
   local stream_id, queued_at, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local fields = {unpack(ARGV, i + 3, i + 2 + 2 * n)}
@@ -29,5 +32,5 @@ for m = 1, tonumber(ARGV[3]) do
     redis.call('PEXPIRE', key, ttl)
   end
 end
-if KEYS[1] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl) end
+if answered then redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl) end
 return {1, ARGV[2]}
