@@ -22,3 +22,5 @@ mod link_chaos;
 mod link_load;
 #[path = "soak/receive_outage.rs"]
 mod receive_outage;
+#[path = "soak/sentinel.rs"]
+mod sentinel;

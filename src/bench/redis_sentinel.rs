@@ -240,22 +240,33 @@ impl RedisSentinels {
         }
     }
 
-    /// Starts the node `kill_primary` killed again, empty, on its port: it comes up as a primary
-    /// of its own until the sentinels notice it and make it a replica of the new primary (about
-    /// 10 s here; this returns as soon as it answers).
+    /// Starts the node `kill_primary` killed again, empty, on its port, as a replica of the
+    /// primary the sentinels name now (as an operator brings a failed node back), and waits
+    /// until its link to that primary is up.
     ///
     /// # Panics
     /// If no node was killed, or it cannot start again.
     pub fn restart_killed(&mut self) {
         let index = self.killed.take().expect("no node was killed");
+        let primary = self.primary_addr();
+        let primary_port: u16 = primary
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the primary's address has a port");
         let node = &mut self.nodes[index];
         // Its port was just released; binding it again can take a moment.
         let until = Instant::now() + READY_WITHIN;
         loop {
-            let command = data_node(node.port, node.dir.path(), None);
+            let command = data_node(node.port, node.dir.path(), Some(primary_port));
             match spawn_answering(command, &url(node.port)) {
                 Ok(child) => {
                     node.child = Some(child);
+                    let port = node.port;
+                    while let Err(e) = replica_link_up(port) {
+                        assert!(Instant::now() < until, "{e}");
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                     return;
                 }
                 Err(e) if Instant::now() >= until => {

@@ -134,8 +134,14 @@ pub(crate) async fn connect(
 
 impl Store {
     pub async fn connect(redis: &RedisConfig, config: StoreConfig) -> Result<Store, StoreError> {
+        // A WAIT holds its reply until the replicas answer or its own timeout passes.
+        let wait = if redis.wait_replicas > 0 {
+            redis.wait_timeout
+        } else {
+            Duration::ZERO
+        };
         Ok(Store {
-            conn: connect(redis, redis.timeout).await?,
+            conn: connect(redis, redis.timeout + wait).await?,
             keys: Keys::new(&redis.key_prefix),
             config,
             wait_replicas: redis.wait_replicas,
