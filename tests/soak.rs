@@ -8,6 +8,8 @@
 
 mod common;
 
+#[path = "soak/aof.rs"]
+mod aof;
 #[path = "soak/cluster.rs"]
 mod cluster;
 #[path = "soak/console_browser.rs"]
